@@ -1,0 +1,143 @@
+"""The small protocol every framework backend implements, and the lazy registry.
+
+The runner only ever talks to these two classes; frameworks are imported inside
+the backend modules, on first use, so a machine without MindSpore still runs
+the MXNet backend (and vice versa).
+
+Contract (all arrays are numpy; every method returns only after the framework
+has finished the work, so wall-clock timing around a call is honest):
+
+- ``Backend.create_model(arch, num_classes, pretrained, device, seed, image_size)``
+  builds a model whose classifier head is freshly Xavier-initialised;
+  ``pretrained="zoo"`` loads the framework's ImageNet weights first.
+- ``Model.replace_head(n)`` swaps in a new Xavier-initialised head.
+- ``Model.load_weights(path)`` loads a checkpoint; head parameters whose shape
+  differs (and optimizer state of the old head) are dropped and reported.
+- ``Model.configure(plan, optim)`` applies a ``bench.strategies.Plan``:
+  freezing (weights and BN statistics) and per-stage lr multipliers; builds the optimizer.
+- ``Model.train_step(x, y) -> (mean loss, n correct)``; ``Model.predict(x) -> logits``.
+"""
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.errors import BackendUnavailable, ConfigError
+
+# name -> ("module:Class", pip extra that installs its framework)
+REGISTRY: dict[str, tuple[str, str]] = {
+    "mxnet": ("backends.mxnet_backend:GluonBackend", "mxnet"),
+    "mindspore": ("backends.mindspore_backend:MindSporeBackend", "mindspore"),
+}
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer settings; ``lr`` is the base rate that per-stage multipliers scale."""
+
+    name: str = "sgd"          # sgd (momentum as given) | momentum | adam
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+
+
+@dataclass
+class LoadReport:
+    """What ``load_weights`` did: numbers of tensors loaded, names dropped and why."""
+
+    loaded: int
+    dropped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"loaded": self.loaded, "dropped": self.dropped, "missing": self.missing}
+
+
+class Model(abc.ABC):
+    """A model of one backend, with its optimizer once configured."""
+
+    @abc.abstractmethod
+    def replace_head(self, num_classes: int) -> None: ...
+
+    @abc.abstractmethod
+    def load_weights(self, path: str) -> LoadReport: ...
+
+    @abc.abstractmethod
+    def save_weights(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def configure(self, plan, optim: OptimConfig) -> None: ...
+
+    @abc.abstractmethod
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
+
+    @abc.abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Structural name -> value of every parameter (weights and BN statistics)."""
+
+    @abc.abstractmethod
+    def trainable_names(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def param_groups(self) -> dict[str, list[str]]:
+        """Effective lr (as a string, e.g. ``"0.1"``) -> names of the trainable parameters at it."""
+
+    def param_counts(self) -> dict[str, int]:
+        """Scalar counts of learnable weights (BN running statistics excluded)."""
+        values = self.named_parameters()
+        learnable = [n for n in values if not _is_running_stat(n)]
+        trainable = set(self.trainable_names())
+        return {
+            "total": int(sum(values[n].size for n in learnable)),
+            "trainable": int(sum(values[n].size for n in learnable if n in trainable)),
+        }
+
+
+def _is_running_stat(name: str) -> bool:
+    return any(k in name for k in ("running_mean", "running_var", "moving_mean", "moving_variance"))
+
+
+class Backend(abc.ABC):
+    name: str = ""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework package versions, for the record."""
+
+    @abc.abstractmethod
+    def models(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
+                     device: str = "cpu", seed: int = 0, image_size: int = 224,
+                     mode: str = "graph") -> Model: ...
+
+    def runtime_settings(self) -> dict:
+        """Environment knobs the backend set (threads, ISA caps), for the record."""
+        return {}
+
+
+def backend_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    """Import and instantiate a backend by name; clear errors for unknown or uninstalled."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(backend_names())}")
+    target, extra = REGISTRY[name]
+    module_name, cls_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"backend {name!r} needs its framework, which is not importable ({e}); "
+            f"install it with: pip install -e \".[{extra}]\""
+        ) from None
+    return getattr(module, cls_name)()

@@ -1,0 +1,188 @@
+"""MXNet Gluon backend (d2l "Fine-Tuning" style).
+
+Models come from ``mxnet.gluon.model_zoo.vision``; the head is the ``output``
+Dense. Freezing sets ``grad_req='null'`` (and ``use_global_stats`` on the
+BatchNorms of frozen stages); per-stage learning rates are Gluon ``lr_mult``.
+``mode="graph"`` hybridizes (static_alloc/static_shape), ``"pynative"`` runs imperatively.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+from mxnet.gluon import nn
+from mxnet.gluon.model_zoo import vision
+
+from bench.architectures import arch_table, models_for
+from bench.errors import BackendUnavailable, CheckpointError, ConfigError
+
+from .base import Backend, LoadReport, Model, OptimConfig
+
+
+def _context(device: str) -> mx.Context:
+    if device == "cpu":
+        return mx.cpu()
+    if device == "gpu":
+        if mx.context.num_gpus() == 0:
+            raise BackendUnavailable("--device gpu: MXNet sees no GPU (num_gpus() == 0, or a CPU-only mxnet build)")
+        return mx.gpu(0)
+    raise BackendUnavailable(f"--device {device}: MXNet has no {device} support; use cpu or gpu")
+
+
+def _batchnorms(block: nn.Block, prefix: str = ""):
+    """Yield (structural prefix, BatchNorm block) for every BatchNorm under ``block``."""
+    for name, child in block._children.items():
+        path = f"{prefix}{name}."
+        if isinstance(child, nn.BatchNorm):
+            yield path, child
+        yield from _batchnorms(child, path)
+
+
+class GluonModel(Model):
+    def __init__(self, net: nn.HybridBlock, arch: str, ctx: mx.Context, image_size: int, hybridize: bool):
+        self.net = net
+        self.arch = arch
+        self.table = arch_table(arch, "mxnet")
+        self.ctx = ctx
+        self.image_size = image_size
+        self.hybridize = hybridize
+        self.trainer: gluon.Trainer | None = None
+        self.optim: OptimConfig | None = None
+        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self._materialize()
+
+    def _materialize(self) -> None:
+        """Run one forward so deferred shapes become concrete."""
+        self.net(nd.zeros((1, 3, self.image_size, self.image_size), ctx=self.ctx))
+
+    def _params(self) -> dict[str, gluon.Parameter]:
+        return self.net._collect_params_with_prefix()
+
+    def replace_head(self, num_classes: int) -> None:
+        head = nn.Dense(num_classes)
+        head.initialize(mx.init.Xavier(), ctx=self.ctx)
+        self.net.output = head
+        self._materialize()
+
+    def load_weights(self, path: str) -> LoadReport:
+        try:
+            saved = nd.load(str(path))
+        except mx.base.MXNetError as e:
+            raise CheckpointError(f"cannot read MXNet weights {path}: {str(e).splitlines()[0]}") from None
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{path} holds no named parameters")
+        report = LoadReport(loaded=0)
+        head = self.table.head_prefixes
+        for name, value in saved.items():
+            if name.startswith(("moments.", "optimizer.")):
+                report.dropped.append(f"{name} (optimizer state)")
+        own = self._params()
+        for name, param in own.items():
+            if name not in saved:
+                report.missing.append(name)
+                continue
+            value = saved[name]
+            if value.shape != param.shape:
+                if name.startswith(head):
+                    report.dropped.append(f"{name} (head: checkpoint {value.shape}, model {param.shape})")
+                    continue
+                raise CheckpointError(
+                    f"{path}: parameter {name} has shape {value.shape}, model {self.arch} expects "
+                    f"{param.shape}; the checkpoint is for a different architecture"
+                )
+            param.set_data(value.as_in_context(self.ctx))
+            report.loaded += 1
+        unexpected = sorted(set(saved) - set(own))
+        report.dropped.extend(f"{n} (not in model)" for n in unexpected if not n.startswith(("moments.", "optimizer.")))
+        if report.loaded == 0:
+            raise CheckpointError(f"{path}: no parameter matched model {self.arch}")
+        return report
+
+    def save_weights(self, path: str) -> None:
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        os.close(fd)
+        self.net.save_parameters(tmp)
+        os.replace(tmp, path)
+
+    def configure(self, plan, optim: OptimConfig) -> None:
+        for name, param in self._params().items():
+            stage = self.table.stage_of(name)
+            if plan.is_frozen(stage):
+                param.grad_req = "null"
+            param.lr_mult = plan.lr_mult[stage]
+        for prefix, bn in _batchnorms(self.net):
+            bn._kwargs["use_global_stats"] = plan.is_frozen(self.table.stage_of(prefix + "gamma"))
+        trainable = {n: p for n, p in self._params().items() if p.grad_req != "null"}
+        opts = {"learning_rate": optim.lr, "wd": optim.weight_decay}
+        if optim.name in ("sgd", "momentum"):
+            opts["momentum"] = optim.momentum
+            kind = "sgd"
+        elif optim.name == "adam":
+            kind = "adam"
+        else:
+            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
+        self.trainer = gluon.Trainer(list(trainable.values()), kind, opts)
+        self.optim = optim
+        if self.hybridize:
+            self.net.hybridize(static_alloc=True, static_shape=True)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        xb = nd.array(x, ctx=self.ctx)
+        yb = nd.array(y, ctx=self.ctx)
+        with autograd.record():
+            out = self.net(xb)
+            loss = self.loss_fn(out, yb).mean()
+        loss.backward()
+        self.trainer.step(1)  # loss is already a mean over the batch
+        correct = (out.argmax(axis=1) == yb.astype(out.dtype)).sum()
+        return float(loss.asscalar()), int(correct.asscalar())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.net(nd.array(x, ctx=self.ctx)).asnumpy()
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        return {n: p.data().asnumpy() for n, p in self._params().items()}
+
+    def trainable_names(self) -> list[str]:
+        return [n for n, p in self._params().items() if p.grad_req != "null"]
+
+    def param_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        base = self.optim.lr if self.optim else 1.0
+        for n, p in self._params().items():
+            if p.grad_req != "null":
+                groups.setdefault(f"{base * p.lr_mult:.6g}", []).append(n)
+        return groups
+
+
+class GluonBackend(Backend):
+    name = "mxnet"
+
+    def versions(self) -> dict[str, str]:
+        return {"mxnet": mx.__version__, "numpy": np.__version__}
+
+    def models(self) -> list[str]:
+        return models_for("mxnet")
+
+    def runtime_settings(self) -> dict:
+        return {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE") if k in os.environ}
+
+    def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
+                     device: str = "cpu", seed: int = 0, image_size: int = 224,
+                     mode: str = "graph") -> GluonModel:
+        table = arch_table(arch, "mxnet")
+        ctx = _context(device)
+        mx.random.seed(seed)
+        np.random.seed(seed)
+        if pretrained == "zoo":
+            net = vision.get_model(table.native_name, pretrained=True, ctx=ctx)
+            model = GluonModel(net, arch, ctx, image_size, mode == "graph")
+            model.replace_head(num_classes)
+            return model
+        net = vision.get_model(table.native_name, classes=num_classes)
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+        return GluonModel(net, arch, ctx, image_size, mode == "graph")

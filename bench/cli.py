@@ -1,0 +1,188 @@
+"""Command line: ``python -m bench run | list | report``.
+
+User errors (BenchError) are printed as one line without a traceback, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import BenchError, ConfigError
+from .experiments import EXPERIMENTS, get_experiment
+from .strategies import ALL_STRATEGIES, STRATEGY_HELP, make_plan
+
+DEFAULT_OUT = Path("results") / "runs"
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="mxnet", help="backend(s), comma-separated (see `bench list`)")
+    p.add_argument("--experiment", help=f"one of {', '.join(EXPERIMENTS)} (default: digits-transfer; "
+                   "the dataset's own experiment with --dataset; folder with --data-dir)")
+    p.add_argument("--arms", default="finetune,scratch", help="finetune,scratch (either or both)")
+    p.add_argument("--strategy", default="head-lr-x10",
+                   help="fine-tuning strategy, comma-separated list, or 'all' (see `bench list`)")
+    p.add_argument("--model", help="architecture (default: the experiment's, per backend)")
+    p.add_argument("--dataset", help="registered dataset for the target task")
+    p.add_argument("--data-dir", help="your own image folder: DIR/<split>/<class>/<image>")
+    p.add_argument("--train-split", help="default: train")
+    p.add_argument("--eval-split", help="default: test (canidae: val)")
+    p.add_argument("--shots", type=int, help="images per class kept in the train split")
+    p.add_argument("--pretrained", help="suite | imagenet | none | PATH to backend weights")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
+    p.add_argument("--lr", type=float, help="base lr of the fine-tuned arms")
+    p.add_argument("--scratch-lr", type=float, help="lr of the scratch arm")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", "--wd", type=float, dest="weight_decay")
+    p.add_argument("--image-size", type=int, help="train crop / eval crop size in pixels")
+    p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
+    p.add_argument("--mode", choices=["graph", "pynative"],
+                   help="graph: compiled step (MindSpore GRAPH_MODE, Gluon hybridize); pynative: eager")
+    p.add_argument("--loader", choices=["shared", "native"], help="shared numpy pipeline or the framework's own")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds per configuration")
+    p.add_argument("--target-accuracy", type=float, help="time-to-accuracy target (fraction)")
+    p.add_argument("--warmup-steps", type=int, help="steps after the compile step excluded from stats")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON records")
+    p.add_argument("--cache-dir", type=Path, help="pretrained-weight cache (env BENCH_CACHE_DIR)")
+    p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _experiment_name(args: argparse.Namespace) -> str:
+    if args.experiment:
+        return args.experiment
+    if args.data_dir:
+        return "folder"
+    if args.dataset in EXPERIMENTS:
+        return args.dataset
+    return "digits-transfer"
+
+
+def build_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """Expand CLI choices into one RunConfig per (backend, arm, strategy, seed)."""
+    experiment = get_experiment(_experiment_name(args))
+    arms = _csv(args.arms)
+    for arm in arms:
+        if arm not in ("finetune", "scratch"):
+            raise ConfigError(f"unknown arm {arm!r} in --arms; valid: finetune, scratch")
+    strategies = list(ALL_STRATEGIES) if args.strategy == "all" else _csv(args.strategy)
+    for s in strategies:
+        make_plan(s)  # validates
+    common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+                  train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
+                  pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
+                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                  image_size=args.image_size, device=args.device, mode=args.mode, loader=args.loader,
+                  target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
+    if args.data_dir:
+        common["dataset"] = "folder"
+    elif args.dataset and args.eval_split is None:
+        from datasets.registry import dataset_splits
+        common["train_split"], common["eval_split"] = dataset_splits(args.dataset)
+    configs = []
+    for backend in _csv(args.backend):
+        for seed in range(args.seed, args.seed + args.seeds):
+            for arm in arms:
+                arm_strategies = ["scratch"] if arm == "scratch" else [s for s in strategies if s != "scratch"]
+                if arm == "finetune" and not arm_strategies:
+                    continue
+                lr = args.scratch_lr if arm == "scratch" else args.lr
+                for s in arm_strategies:
+                    configs.append(experiment.arm_config(backend, arm, s, seed=seed, lr=lr, **common))
+    if args.strategy == "all" or "scratch" in strategies:
+        configs = list({c.config_hash(): c for c in configs}.values())
+    return configs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import render_table
+    from .runner import execute
+
+    configs = build_configs(args)
+    from backends.base import get_backend
+    for name in {c.backend for c in configs}:
+        get_backend(name)  # fail fast on an unknown or uninstalled backend
+    records = []
+    for i, config in enumerate(configs, 1):
+        print(f"[{i}/{len(configs)}] {config.backend} {config.model} {config.experiment} "
+              f"{config.arm} strategy={config.strategy} seed={config.seed}", flush=True)
+        rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,
+                      progress=not args.no_progress, skip_bad_images=args.skip_bad_images)
+        if rec["status"] != "ok":
+            print(f"  {rec['status']}: {rec['error']}", file=sys.stderr)
+        else:
+            print(f"  top-1 {rec['accuracy']['final']:.3f} -> {rec['path']}")
+        records.append(rec)
+    print()
+    print(render_table(records))
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from backends.base import REGISTRY
+    from datasets.registry import EMBEDDED, REMOTE
+
+    from .architectures import models_for
+    print("backends (pip extra):")
+    for name, (_, extra) in sorted(REGISTRY.items()):
+        print(f"  {name:10s} [{extra}]  models: {', '.join(models_for(name))}")
+    print("experiments:")
+    for e in EXPERIMENTS.values():
+        print(f"  {e.name:16s} {e.description}")
+    print("datasets:")
+    for d in list(EMBEDDED.values()) + list(REMOTE.values()):
+        print(f"  {d.name:16s} {d.description}")
+    print("strategies:")
+    for k, v in STRATEGY_HELP.items():
+        print(f"  {k:16s} {v}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render_environments, render_table
+    from .results import load_records
+
+    records = load_records(args.paths or [DEFAULT_OUT])
+    if not records:
+        raise BenchError(f"no result records under {', '.join(map(str, args.paths or [DEFAULT_OUT]))}")
+    print(render_table(records, args.format))
+    print()
+    print(("### Measured on\n\n" if args.format == "markdown" else "measured on:\n")
+          + render_environments(records, args.format))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train fine-tuned and scratch arms, write one record per run")
+    _add_run_args(run)
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="backends, models, experiments, datasets, strategies")
+    lst.set_defaults(func=cmd_list)
+    rep = sub.add_parser("report", help="tables from result records")
+    rep.add_argument("paths", nargs="*", type=Path, help=f"record files or directories (default {DEFAULT_OUT})")
+    rep.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    rep.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130

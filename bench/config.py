@@ -1,0 +1,84 @@
+"""The one dataclass that describes a run, and its stable hash."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+ARMS = ("pretrain", "finetune", "scratch")
+DEVICES = ("cpu", "gpu", "ascend")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one training run (one record).
+
+    Units: learning rates are absolute; ``image_size`` in pixels; ``target_accuracy``
+    a fraction in [0, 1]; ``timeout_s`` seconds.
+    """
+
+    backend: str = "mxnet"
+    experiment: str = "digits-transfer"
+    arm: str = "finetune"                 # pretrain | finetune | scratch
+    strategy: str = "head-lr-x10"         # see bench.strategies
+    model: str = "resnet18_v2"
+    dataset: str = "digits-target"        # registered name, or "folder" for --data-dir
+    data_dir: str | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    shots: int | None = None              # images per class kept in the train split
+    pretrained: str = "suite"             # suite | imagenet | none | path to weights
+    epochs: int = 5
+    batch_size: int = 32
+    optimizer: str = "sgd"                # sgd | momentum | adam
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    image_size: int = 32
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+    device: str = "cpu"
+    seed: int = 0
+    mode: str = "graph"                   # MindSpore: graph | pynative
+    loader: str = "shared"                # shared numpy pipeline | native framework pipeline
+    warmup_steps: int = 3
+    target_accuracy: float | None = None
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.crop_scale = tuple(self.crop_scale)
+        if self.arm not in ARMS:
+            raise ConfigError(f"unknown arm {self.arm!r}; valid: {', '.join(ARMS)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
+        if self.mode not in ("graph", "pynative"):
+            raise ConfigError(f"unknown mode {self.mode!r}; valid: graph, pynative")
+        if self.loader not in ("shared", "native"):
+            raise ConfigError(f"unknown loader {self.loader!r}; valid: shared, native")
+        for name in ("epochs", "batch_size", "image_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["crop_scale"] = list(self.crop_scale)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def config_hash(self) -> str:
+        """Hash of every field that changes the result (notes excluded), 12 hex chars."""
+        d = self.to_json()
+        d.pop("notes", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,216 @@
+"""Execute one RunConfig: data, model, strategy, train loop, evaluation, record.
+
+Reads top to bottom like torchvision's reference ``main``: nothing here imports
+a framework; everything framework-specific sits behind ``backends.base``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from backends.base import OptimConfig, get_backend
+from datasets.folder import ImageFolder, check_same_classes, read_image_folder
+from datasets.loader import BatchLoader
+from datasets.registry import default_data_root, prepare_dataset
+from datasets.transforms import EvalTransform, TrainTransform
+
+from .config import RunConfig
+from .environment import capture_environment
+from .errors import BenchError, ConfigError, DivergedError
+from .experiments import get_experiment
+from .results import SCHEMA_VERSION, utc_now, write_record
+from .stats import wilson_interval
+from .strategies import make_plan
+from .timing import StepTimer
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
+
+
+def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = False) -> tuple[ImageFolder, ImageFolder]:
+    """The train and eval image folders a config names (downloaded on first use)."""
+    if config.data_dir:
+        root = Path(config.data_dir)
+    elif config.dataset == "folder":
+        raise ConfigError("experiment 'folder' needs --data-dir PATH (layout PATH/<split>/<class>/<image>)")
+    else:
+        root = prepare_dataset(config.dataset, data_root)
+    train = read_image_folder(root, config.train_split, skip_bad_images=skip_bad_images)
+    evaluation = read_image_folder(root, config.eval_split, skip_bad_images=skip_bad_images)
+    check_same_classes(train, evaluation)
+    if config.shots:
+        train = train.subsample(config.shots)
+    return train, evaluation
+
+
+def evaluate(model, loader: BatchLoader) -> dict:
+    """Top-1 and mean cross-entropy over the whole eval split.
+
+    The last batch is zero-padded to the full batch size so compiled graphs keep
+    one input shape; the padded rows are discarded before scoring.
+    """
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in loader:
+        k = len(y)
+        if k < loader.batch_size:
+            x = np.concatenate([x, np.zeros((loader.batch_size - k,) + x.shape[1:], x.dtype)])
+        logits = model.predict(x)[:k].astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss_sum += float(-logp[np.arange(k), y].sum())
+        correct += int((logits.argmax(axis=1) == y).sum())
+        n += k
+    return {"loss": loss_sum / n, "acc": correct / n, "correct": correct, "n": n}
+
+
+def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root: Path,
+                    progress: bool) -> tuple[str | None, dict]:
+    """Where the fine-tuned arm's starting weights come from (runs the pretrain step if needed)."""
+    if config.arm != "finetune" or config.pretrained == "none":
+        return None, {"source": "random init"}
+    if config.pretrained == "imagenet":
+        return "zoo", {"source": f"{config.backend} model zoo, ImageNet"}
+    if config.pretrained == "suite":
+        experiment = get_experiment(config.experiment)
+        pre = experiment.pretrain_config(config)
+        path = cache_dir / "weights" / config.backend / f"{pre.model}-{pre.config_hash()}.params"
+        if not path.exists():
+            print(f"pretrain: {pre.backend} {pre.model} on {pre.dataset} "
+                  f"({pre.epochs} epochs) -> {path}", flush=True)
+            rec = execute(pre, out_dir, cache_dir=cache_dir, data_root=data_root,
+                          save_weights=path, progress=progress)
+            if rec["status"] != "ok":
+                raise BenchError(f"pretrain step failed: {rec['error']}")
+        return str(path), {"source": "suite pretrain", "path": str(path),
+                           "pretrain_config_hash": pre.config_hash(), "pretrain_dataset": pre.dataset}
+    if not Path(config.pretrained).exists():
+        raise ConfigError(f"--pretrained {config.pretrained}: no such weights file "
+                          "(valid: suite, imagenet, none, or a path)")
+    return config.pretrained, {"source": "file", "path": config.pretrained}
+
+
+def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
+    losses, correct, seen = [], 0, 0
+    batches = iter(loader)
+    t0 = time.perf_counter()
+    while True:
+        with timer.data():
+            batch = next(batches, None)
+        if batch is None:
+            timer.data_ms.pop()  # the end-of-epoch probe is not a batch
+            break
+        x, y = batch
+        with timer.step():
+            loss, ok = model.train_step(x, y)
+        if not math.isfinite(loss):
+            raise DivergedError(f"loss became {loss} at step {len(losses) + 1} of epoch {loader.epoch}")
+        losses.append(loss)
+        correct += ok
+        seen += len(y)
+    return {"train_loss": float(np.mean(losses)), "train_acc": correct / max(seen, 1),
+            "train_s": time.perf_counter() - t0}
+
+
+def train_and_evaluate(model, config: RunConfig, train: ImageFolder, evaluation: ImageFolder,
+                       timer: StepTimer, record: dict, progress: bool) -> None:
+    train_loader = BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip),
+                               config.batch_size, train=True, seed=config.seed)
+    eval_loader = BatchLoader(evaluation, EvalTransform(config.image_size), config.batch_size, train=False)
+    timer.batch_size = train_loader.batch_size
+    cum_train_s = 0.0
+    bar = tqdm(range(1, config.epochs + 1), desc=f"{config.backend}/{config.arm}/{config.strategy}",
+               disable=not progress, leave=False)
+    for epoch in bar:
+        stats = train_epoch(model, train_loader, timer)
+        cum_train_s += stats["train_s"]
+        t0 = time.perf_counter()
+        ev = evaluate(model, eval_loader)
+        point = {"epoch": epoch, **stats, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
+                 "eval_correct": ev["correct"], "n_eval": ev["n"],
+                 "eval_s": time.perf_counter() - t0, "cum_train_s": cum_train_s}
+        record["curve"].append(point)
+        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{ev['acc']:.3f}")
+
+
+def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict]:
+    last = curve[-1]
+    best = max(curve, key=lambda p: p["eval_acc"])
+    accuracy = {
+        "final": last["eval_acc"], "final_ci95": wilson_interval(last["eval_correct"], last["n_eval"]),
+        "best": best["eval_acc"], "best_epoch": best["epoch"],
+        "selected_on": f"'best' is the max over epochs of {config.eval_split!r} accuracy "
+                       "(optimistic: no separate validation split); 'final' is the last epoch",
+        "eval_split": config.eval_split, "n_eval": last["n_eval"],
+    }
+    tta = {"target": config.target_accuracy, "train_s": None, "epoch": None,
+           "note": "cumulative training wall time (eval excluded, compile step included)"}
+    if config.target_accuracy is not None:
+        hit = next((p for p in curve if p["eval_acc"] >= config.target_accuracy), None)
+        if hit:
+            tta.update(train_s=hit["cum_train_s"], epoch=hit["epoch"])
+    return accuracy, tta
+
+
+def new_record(config: RunConfig) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "run_id": f"{config.config_hash()}-{int(time.time() * 1e3)}",
+            "created": utc_now(), "status": "running", "error": None,
+            "config": config.to_json(), "config_hash": config.config_hash(),
+            "environment": {}, "model": {}, "data": {}, "curve": [], "timing": {},
+            "accuracy": {}, "time_to_accuracy": {}}
+
+
+def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
+            data_root: Path | None = None, save_weights: Path | None = None,
+            progress: bool = True, skip_bad_images: bool = False) -> dict:
+    """Run one configuration end to end and write its record (also on failure)."""
+    cache_dir = Path(cache_dir or default_cache_dir())
+    data_root = Path(data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root())
+    record = new_record(config)
+    timer = StepTimer(warmup=config.warmup_steps)
+    keep = True
+    try:
+        backend = get_backend(config.backend)
+        train, evaluation = load_splits(config, data_root, skip_bad_images)
+        record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
+                          "classes": train.classes, "train_root": str(train.root)}
+        weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress)
+        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings())
+        plan = make_plan("scratch" if config.arm == "scratch" else config.strategy)
+        model = backend.create_model(config.model, len(train.classes),
+                                     pretrained="zoo" if weights == "zoo" else None,
+                                     device=config.device, seed=config.seed,
+                                     image_size=config.image_size, mode=config.mode)
+        if weights and weights != "zoo":
+            origin["load"] = model.load_weights(weights).to_json()
+        model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
+        record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
+                           "param_groups": model.param_groups()}
+        train_and_evaluate(model, config, train, evaluation, timer, record, progress)
+        record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
+        if save_weights:
+            Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(str(save_weights))
+        record["status"] = "ok"
+    except DivergedError as e:
+        record.update(status="diverged", error=str(e))
+    except BenchError as e:
+        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+        if not record["curve"]:  # bad input before any training: an error, not a result
+            keep = False
+            raise
+    except Exception as e:  # a framework crash: keep the record, say what happened
+        record.update(status="failed", error=f"{type(e).__name__}: {e}",
+                      traceback=traceback.format_exc(limit=20))
+    finally:
+        record["timing"] = timer.summary()
+        if keep and record["status"] != "running":
+            record["finished"] = utc_now()
+            record["path"] = str(write_record(record, out_dir))
+    return record

@@ -1,0 +1,1 @@
+"""Datasets: download + verify, read image folders, transforms and the shared loader."""

@@ -1,0 +1,165 @@
+"""Download with progress and resume, verify a checksum, extract safely.
+
+A transfer that stops early leaves ``<file>.part`` and raises; the next call
+resumes it with an HTTP Range request (or restarts cleanly if the server
+ignores ranges). A checksum mismatch deletes the file and refuses it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.errors import DatasetError, DownloadError
+
+CHUNK = 1 << 16
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_checksum(checksum: str) -> tuple[str, str]:
+    """``"sha256:<hex>"`` -> ("sha256", "<hex>")."""
+    algo, _, hexdigest = checksum.partition(":")
+    if algo not in ("md5", "sha1", "sha256") or not hexdigest:
+        raise DatasetError(f"checksum {checksum!r} must look like sha256:<hex>, sha1:<hex> or md5:<hex>")
+    return algo, hexdigest.lower()
+
+
+def verify_checksum(path: Path, checksum: str) -> None:
+    """Raise DownloadError (and delete ``path``) when its digest differs from ``checksum``."""
+    if path.stat().st_size == 0:
+        path.unlink()
+        raise DownloadError(f"{path} is empty (0 bytes); deleted it, download again")
+    algo, expected = parse_checksum(checksum)
+    actual = file_digest(path, algo)
+    if actual != expected:
+        path.unlink()
+        raise DownloadError(
+            f"checksum mismatch for {path}: expected {algo} {expected}, got {actual}; "
+            "the file was deleted"
+        )
+
+
+def _open(url: str, start: int, timeout: float):
+    req = urllib.request.Request(url, headers={"User-Agent": "bench"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # range past the end: the .part is stale
+            raise DownloadError(f"server rejected resume of {url} at byte {start}") from None
+        raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from None
+
+
+def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.0,
+             progress: bool = True) -> Path:
+    """Fetch ``url`` to ``dest`` (resuming a ``.part``), then verify ``checksum``."""
+    dest = Path(dest)
+    if dest.exists():
+        if checksum:
+            verify_checksum(dest, checksum)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    resp = _open(url, start, timeout)
+    with resp:
+        if start and resp.status != 206:  # server ignored Range: restart from zero
+            start = 0
+        length = resp.headers.get("Content-Length")
+        total = int(length) + start if length is not None else None
+        received = start
+        with open(part, "ab" if start else "wb") as f, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, disable=not progress,
+            desc=dest.name, leave=False,
+        ) as bar:
+            try:
+                while block := resp.read(CHUNK):
+                    f.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except (OSError, urllib.error.URLError) as e:
+                raise DownloadError(
+                    f"download of {url} interrupted at {received} bytes ({e}); "
+                    f"partial file kept at {part}, run again to resume"
+                ) from None
+    if total is not None and received < total:
+        raise DownloadError(
+            f"download of {url} interrupted at {received} of {total} bytes; "
+            f"partial file kept at {part}, run again to resume"
+        )
+    os.replace(part, dest)
+    if checksum:
+        verify_checksum(dest, checksum)
+    return dest
+
+
+def _members_size(archive: Path) -> int:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            return sum(i.file_size for i in z.infolist())
+    with tarfile.open(archive) as t:
+        return sum(m.size for m in t.getmembers())
+
+
+def _check_inside(base: Path, names) -> None:
+    base = base.resolve()
+    for name in names:
+        target = (base / name).resolve()
+        if base != target and base not in target.parents:
+            raise DatasetError(f"archive member {name!r} would extract outside {base}; refusing")
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Extract ``archive`` (zip or tar.*) into ``dest`` atomically: all of it or nothing."""
+    archive, dest = Path(archive), Path(dest)
+    if archive.stat().st_size == 0:
+        raise DatasetError(f"archive {archive} is empty (0 bytes)")
+    if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
+        raise DatasetError(f"{archive} is neither a zip nor a tar archive")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    need = _members_size(archive)
+    free = shutil.disk_usage(dest.parent).free
+    if need > free:
+        raise DatasetError(
+            f"not enough disk space to extract {archive}: needs {need / 1e6:.1f} MB, "
+            f"{free / 1e6:.1f} MB free under {dest.parent}"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                _check_inside(tmp, z.namelist())
+                z.extractall(tmp)
+        else:
+            with tarfile.open(archive) as t:
+                members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
+                _check_inside(tmp, [m.name for m in members])
+                t.extractall(tmp, members=members)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DatasetError(f"cannot extract {archive}: {e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

@@ -1,0 +1,124 @@
+"""Image folders laid out ``root/split/class/image``; classes sorted by name, label = index."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bench.errors import DatasetError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"}
+SHOTS_SEED = 0  # the few-shot subset is part of the dataset, not of the run seed
+
+
+@dataclass
+class ImageFolder:
+    """A list of (path, label) with the class names; decoding happens in :meth:`load`."""
+
+    root: Path
+    split: str
+    classes: list[str]
+    samples: list[tuple[Path, int]]
+    skip_bad_images: bool = False
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([y for _, y in self.samples], dtype=np.int64)
+
+    def load(self, index: int) -> Image.Image | None:
+        """Decode one image as RGB; a corrupt file raises DatasetError naming it
+        (or returns None and is remembered when ``skip_bad_images``)."""
+        path = self.samples[index][0]
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            if self.skip_bad_images:
+                self.skipped.append(str(path))
+                return None
+            raise DatasetError(
+                f"cannot decode image {path}: {e.__class__.__name__}: {e} "
+                "(fix or remove the file, or pass --skip-bad-images)"
+            ) from None
+
+    def verify(self) -> None:
+        """Decode every image once; fails on (or, with skip_bad_images, drops) bad files."""
+        good = []
+        for i, sample in enumerate(self.samples):
+            if self.load(i) is not None:
+                good.append(sample)
+        self.samples = good
+
+    def subsample(self, shots: int) -> "ImageFolder":
+        """Keep ``shots`` images per class, chosen by a fixed seed (same subset every run)."""
+        rng = np.random.default_rng(SHOTS_SEED)
+        by_class: dict[int, list[tuple[Path, int]]] = {}
+        for s in self.samples:
+            by_class.setdefault(s[1], []).append(s)
+        kept = []
+        for label in sorted(by_class):
+            items = by_class[label]
+            if len(items) < shots:
+                raise DatasetError(
+                    f"class {self.classes[label]!r} in {self.root / self.split} has "
+                    f"{len(items)} images, fewer than --shots {shots}"
+                )
+            order = rng.permutation(len(items))[:shots]
+            kept.extend(items[i] for i in sorted(order))
+        return ImageFolder(self.root, self.split, self.classes, kept, self.skip_bad_images)
+
+
+def read_image_folder(root: str | os.PathLike, split: str, *, skip_bad_images: bool = False) -> ImageFolder:
+    """Scan ``root/split/<class>/*``; errors name the path and what was expected."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data directory {root} does not exist")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        have = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DatasetError(
+            f"split {split!r} not found: expected directory {split_dir} "
+            f"(layout root/split/class/image; splits present: {', '.join(have) or 'none'})"
+        )
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{split_dir} has no class directories (expected {split_dir}/<class>/<image>)")
+    stray = sorted(p.name for p in split_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if stray:
+        raise DatasetError(f"{split_dir} holds files outside class directories: {', '.join(stray[:5])}")
+    samples: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (split_dir / name).iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DatasetError(f"class {name!r} is empty: no images in {split_dir / name}")
+        for p in files:
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                if skip_bad_images:
+                    continue
+                raise DatasetError(
+                    f"{p} is not an image (extension {p.suffix or 'none'}; expected one of "
+                    f"{', '.join(sorted(IMAGE_EXTENSIONS))}); remove it or pass --skip-bad-images"
+                )
+            if p.stat().st_size == 0 and not skip_bad_images:
+                raise DatasetError(f"{p} is empty (0 bytes); remove it or pass --skip-bad-images")
+            samples.append((p, label))
+    return ImageFolder(root, split, classes, samples, skip_bad_images)
+
+
+def check_same_classes(train: ImageFolder, evaluation: ImageFolder) -> None:
+    """Train and eval splits must name the same classes in the same order."""
+    if train.classes != evaluation.classes:
+        only_train = sorted(set(train.classes) - set(evaluation.classes))
+        only_eval = sorted(set(evaluation.classes) - set(train.classes))
+        raise DatasetError(
+            f"classes differ between {train.root / train.split} and "
+            f"{evaluation.root / evaluation.split}: only in {train.split}: {only_train or '-'}; "
+            f"only in {evaluation.split}: {only_eval or '-'}"
+        )

@@ -1,0 +1,116 @@
+"""Registered datasets: where each comes from and how its image folder is laid out.
+
+``prepare_dataset(name, data_root)`` returns the root of an image folder
+(``root/split/class/image``), downloading, verifying and extracting on first use.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import ConfigError, DatasetError
+
+from .digits import prepare_digits
+from .download import download, extract, file_digest
+
+
+@dataclass(frozen=True)
+class RemoteDataset:
+    name: str
+    url: str
+    checksum: str | None   # "algo:hex"; None = not published: pinned on first download
+    subdir: str            # image-folder root inside the extracted archive
+    splits: tuple[str, str]  # (train, eval)
+    description: str
+
+
+@dataclass(frozen=True)
+class EmbeddedDataset:
+    name: str
+    subdir: str
+    splits: tuple[str, str]
+    description: str
+
+
+REMOTE = {
+    d.name: d for d in (
+        RemoteDataset(
+            "hotdog", "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip",
+            "sha1:fba480ffa8aa7e0febbb511d181409f899b9baa5", "hotdog", ("train", "test"),
+            "d2l Fine-Tuning: hotdog vs not-hotdog, 2000 train / 800 test photos",
+        ),
+        RemoteDataset(
+            "canidae",
+            "https://mindspore-website.obs.cn-north-4.myhuaweicloud.com/notebook/datasets/intermediate/Canidae_data.zip",
+            None, "data/Canidae", ("train", "val"),
+            "MindSpore ResNet50 transfer tutorial: dogs vs wolves, ~120 train + 30 val per class",
+        ),
+    )
+}
+
+EMBEDDED = {
+    d.name: d for d in (
+        EmbeddedDataset("digits-source", "source", ("train", "test"),
+                        "sklearn digits 0-4 (embedded, offline): the pretraining task"),
+        EmbeddedDataset("digits-target", "target", ("train", "test"),
+                        "sklearn digits 5-9 (embedded, offline): the transfer task"),
+    )
+}
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("BENCH_DATA_ROOT", Path.home() / ".cache" / "bench" / "data"))
+
+
+def dataset_names() -> list[str]:
+    return sorted(REMOTE) + sorted(EMBEDDED)
+
+
+def dataset_splits(name: str) -> tuple[str, str]:
+    if name in REMOTE:
+        return REMOTE[name].splits
+    if name in EMBEDDED:
+        return EMBEDDED[name].splits
+    raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())} "
+                      "(or pass --data-dir PATH for your own image folder)")
+
+
+def _pinned_checksum(spec: RemoteDataset, archive: Path) -> str | None:
+    """The published checksum, else the one recorded at the first download (trust on first use)."""
+    if spec.checksum:
+        return spec.checksum
+    pin = archive.with_name(archive.name + ".sha256")
+    return f"sha256:{pin.read_text().strip()}" if pin.exists() else None
+
+
+def prepare_remote(spec: RemoteDataset, data_root: Path, url: str | None = None) -> Path:
+    root = data_root / spec.name
+    folder = root / spec.subdir
+    if folder.is_dir():
+        return folder
+    archive = data_root / "archives" / Path(url or spec.url).name
+    download(url or spec.url, archive, _pinned_checksum(spec, archive))
+    if not spec.checksum:
+        pin = archive.with_name(archive.name + ".sha256")
+        if not pin.exists():
+            digest = file_digest(archive, "sha256")
+            pin.write_text(digest + "\n")
+            print(f"warning: {spec.name} has no published checksum; pinned sha256 {digest} "
+                  f"in {pin} for later runs", file=sys.stderr)
+    extract(archive, root)
+    if not folder.is_dir():
+        raise DatasetError(f"archive {archive} did not contain {spec.subdir}/ (extracted to {root})")
+    return folder
+
+
+def prepare_dataset(name: str, data_root: Path | None = None) -> Path:
+    """Image-folder root of a registered dataset, fetched and verified on first use."""
+    data_root = Path(data_root) if data_root else default_data_root()
+    if name in EMBEDDED:
+        return prepare_digits(data_root) / EMBEDDED[name].subdir
+    if name in REMOTE:
+        return prepare_remote(REMOTE[name], data_root)
+    dataset_splits(name)  # raises the ConfigError listing valid names
+    raise AssertionError("unreachable")

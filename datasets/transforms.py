@@ -1,0 +1,82 @@
+"""Recipe transforms on PIL images -> float32 CHW arrays normalised with ImageNet mean/std.
+
+Train: RandomResizedCrop(size, scale, ratio 3/4..4/3) + horizontal flip.
+Eval: resize the shorter side to size*256/224 (aspect kept: torchvision/MindSpore
+semantics, *not* Gluon's ``Resize(int)`` which squares), then center crop.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def to_normalized_chw(img: Image.Image) -> np.ndarray:
+    a = np.asarray(img, dtype=np.float32) / 255.0
+    a = (a - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
+                            scale: tuple[float, float], ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """torchvision's algorithm: 10 tries at a random area/aspect, else a center crop."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            x = int(rng.integers(0, width - w + 1))
+            y = int(rng.integers(0, height - h + 1))
+            return x, y, x + w, y + h
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        w, h = int(round(height * ratio[1])), height
+    else:
+        w, h = width, height
+    x, y = (width - w) // 2, (height - h) // 2
+    return x, y, x + w, y + h
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    size: int
+    scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        box = random_resized_crop_box(img.width, img.height, rng, self.scale)
+        img = img.resize((self.size, self.size), Image.BILINEAR, box=box)
+        if self.hflip and rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return to_normalized_chw(img)
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    size: int
+
+    @property
+    def resize_to(self) -> int:
+        return int(round(self.size * 256 / 224))
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
+        short = self.resize_to
+        w, h = img.size
+        if w <= h:
+            nw, nh = short, max(short, int(round(h * short / w)))
+        else:
+            nw, nh = max(short, int(round(w * short / h))), short
+        img = img.resize((nw, nh), Image.BILINEAR)
+        left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        img = img.crop((left, top, left + self.size, top + self.size))
+        return to_normalized_chw(img)

@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+from bench.cli import main
+
+
+def test_list_names_backends_and_strategies(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mxnet" in out and "mindspore" in out and "linear-probe" in out and "digits-transfer" in out
+
+
+def test_unknown_backend_is_one_line_exit_2(capsys):
+    assert main(["run", "--backend", "tensorflow"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backend 'tensorflow'" in err and "mxnet" in err and "Traceback" not in err
+
+
+def test_unknown_strategy_exit_2(capsys):
+    assert main(["run", "--strategy", "magic"]) == 2
+    assert "unknown strategy" in capsys.readouterr().err
+
+
+def test_missing_data_dir_exit_2(fake_backend, tmp_path, capsys):
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(tmp_path / "nope"),
+               "--pretrained", "none", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_run_and_report_with_fake_backend(fake_backend, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+               "--pretrained", "none", "--epochs", "2", "--batch-size", "4", "--image-size", "8",
+               "--arms", "finetune,scratch", "--strategy", "full,linear-probe",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    assert len(list(out.glob("*.json"))) == 3
+    assert main(["report", str(out), "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "linear-probe" in text and "### Measured on" in text
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "bench", "list"], capture_output=True, text=True)
+    assert r.returncode == 0 and "strategies" in r.stdout

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from bench.config import RunConfig
+from bench.errors import BenchError, ConfigError
+from bench.results import SCHEMA_VERSION, load_records, read_record, write_json_atomic, write_record
+from bench.runner import new_record
+
+
+def test_config_hash_is_stable_and_sensitive():
+    a, b = RunConfig(), RunConfig()
+    assert a.config_hash() == b.config_hash()
+    assert a.config_hash() != a.replace(lr=0.02).config_hash()
+    assert a.config_hash() == a.replace(notes={"x": 1}).config_hash()
+    assert RunConfig.from_json(json.loads(json.dumps(a.to_json()))) == a
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown arm"):
+        RunConfig(arm="zero-shot")
+    with pytest.raises(ConfigError, match="--epochs must be positive"):
+        RunConfig(epochs=0)
+
+
+def test_record_written_once_and_read_back(tmp_path):
+    rec = new_record(RunConfig())
+    rec["status"] = "ok"
+    path = write_record(rec, tmp_path)
+    assert read_record(path)["config_hash"] == rec["config_hash"]
+    with pytest.raises(BenchError, match="already exists"):
+        write_record(rec, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left
+
+
+def test_unknown_schema_version_refused(tmp_path):
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(BenchError, match="schema_version"):
+        load_records([tmp_path])
+
+
+def test_atomic_write_keeps_old_file_when_serialisation_fails(tmp_path):
+    p = tmp_path / "x.json"
+    write_json_atomic(p, {"a": 1})
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_json_atomic(p, {"a": Boom()})
+    assert json.loads(p.read_text()) == {"a": 1}
+    assert [q.name for q in tmp_path.iterdir()] == ["x.json"]

@@ -1,0 +1,97 @@
+"""The runner end to end on the NumPy fake backend and a tiny image folder."""
+import json
+
+import numpy as np
+import pytest
+
+from bench.config import RunConfig
+from bench.errors import DatasetError
+from bench.report import render_table
+from bench.results import load_records
+from bench.runner import execute
+
+from ..fake_backend import FakeBackend
+
+
+def _config(folder, **kw):
+    base = dict(backend="fake", model="fake_mlp", experiment="folder", dataset="folder",
+                data_dir=str(folder), pretrained="none", arm="finetune", strategy="full",
+                epochs=3, batch_size=4, lr=0.5, image_size=8, warmup_steps=1, target_accuracy=0.6)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_record_has_schema_fields(fake_backend, image_folder, tmp_path):
+    rec = execute(_config(image_folder), tmp_path / "out", progress=False)
+    assert rec["status"] == "ok"
+    saved = json.loads(open(rec["path"]).read())
+    for key in ("config", "config_hash", "environment", "curve", "timing", "accuracy", "model",
+                "time_to_accuracy", "schema_version", "created"):
+        assert key in saved
+    assert len(saved["curve"]) == 3
+    t = saved["timing"]
+    assert t["compile_ms"] > 0 and t["warmup"]["n"] == 1 and t["steady"]["n"] == 3 * 3 - 2
+    assert t["steady"]["img_per_s"] > 0 and t["peak_rss_mb"] > 0
+    assert saved["environment"]["frameworks"]["numpy"] == np.__version__
+    assert saved["accuracy"]["n_eval"] == 12
+    lo, hi = saved["accuracy"]["final_ci95"]
+    assert lo <= saved["accuracy"]["final"] <= hi
+    assert saved["model"]["params"]["trainable"] == saved["model"]["params"]["total"]
+
+
+def test_learns_the_colour_task(fake_backend, image_folder, tmp_path):
+    rec = execute(_config(image_folder, epochs=8), tmp_path, progress=False)
+    assert rec["accuracy"]["final"] > 0.9
+
+
+def test_linear_probe_freezes_stem_and_scales_groups(fake_backend, image_folder, tmp_path):
+    rec = execute(_config(image_folder, strategy="linear-probe"), tmp_path, progress=False)
+    assert rec["model"]["param_groups"] == {"0.5": ["head.w", "head.b"]}
+    assert rec["model"]["params"]["trainable"] < rec["model"]["params"]["total"]
+    rec = execute(_config(image_folder, strategy="head-lr-x10"), tmp_path, progress=False)
+    assert rec["model"]["param_groups"] == {"0.5": ["stem.w"], "5": ["head.w", "head.b"]}
+
+
+def test_divergence_is_recorded_not_raised(fake_backend, image_folder, tmp_path, monkeypatch):
+    orig = FakeBackend.create_model
+
+    def diverging(self, *a, **k):
+        m = orig(self, *a, **k)
+        m.diverge_after = 4
+        return m
+
+    monkeypatch.setattr(FakeBackend, "create_model", diverging)
+    rec = execute(_config(image_folder), tmp_path, progress=False)
+    assert rec["status"] == "diverged" and "nan" in rec["error"]
+    assert load_records([tmp_path])[0]["status"] == "diverged"
+
+
+def test_bad_input_raises_and_writes_nothing(fake_backend, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        execute(_config(tmp_path / "nowhere"), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_renders_side_by_side(fake_backend, image_folder, tmp_path):
+    execute(_config(image_folder), tmp_path, progress=False)
+    execute(_config(image_folder, arm="scratch", strategy="scratch"), tmp_path, progress=False)
+    text = render_table(load_records([tmp_path]), "markdown")
+    assert "| folder" in text and "finetune" in text and "scratch" in text
+    assert text.count("\n") >= 3
+
+
+def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypatch):
+    from bench import experiments
+    exp = experiments.Experiment(
+        name="tiny-transfer", description="", dataset="folder", pretrained="suite",
+        models={"*": "fake_mlp"}, common=dict(image_size=8, batch_size=4, epochs=2, data_dir=str(image_folder)),
+        pretrain=dict(dataset="folder", data_dir=str(image_folder), epochs=2, batch_size=4, lr=0.5))
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-transfer", exp)
+    cfg = exp.arm_config("fake", "finetune", "full")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    r1 = execute(cfg, out, cache_dir=cache, progress=False)
+    r2 = execute(cfg.replace(seed=1), out, cache_dir=cache, progress=False)
+    assert r1["model"]["weights"]["path"] == r2["model"]["weights"]["path"]
+    arms = sorted(r["config"]["arm"] for r in load_records([out]))
+    assert arms == ["finetune", "finetune", "pretrain"]  # pretrained once, reused
+    assert r1["model"]["weights"]["load"]["loaded"] == 3

@@ -1,0 +1,53 @@
+import pytest
+
+from bench.architectures import ARCHITECTURES, STAGES, arch_table
+from bench.errors import ConfigError
+from bench.strategies import ALL_STRATEGIES, MINDCV_LAYERWISE, make_plan
+
+
+def test_linear_probe_freezes_whole_backbone():
+    p = make_plan("linear-probe")
+    assert set(p.frozen) == set(STAGES) - {"head"}
+    assert p.pretrained
+
+
+def test_freeze_n_freezes_first_n_in_order():
+    assert make_plan("freeze-2").frozen == ("stem", "stage1")
+    with pytest.raises(ConfigError, match="N must be"):
+        make_plan("freeze-9")
+
+
+def test_head_lr_and_layerwise_multipliers():
+    p = make_plan("head-lr-x10")
+    assert p.lr_mult["head"] == 10 and p.lr_mult["stage4"] == 1
+    assert make_plan("head-lr-x1.2").lr_mult["head"] == pytest.approx(1.2)
+    assert make_plan("layerwise").lr_mult == MINDCV_LAYERWISE
+    d = make_plan("layerwise-0.5").lr_mult
+    assert d["head"] == 1.0 and d["stage4"] == 0.5 and d["stem"] == pytest.approx(0.5 ** 5)
+
+
+def test_scratch_is_not_pretrained():
+    assert make_plan("scratch").pretrained is False
+
+
+def test_unknown_strategy_lists_valid_ones():
+    with pytest.raises(ConfigError, match="linear-probe"):
+        make_plan("unfreeze-everything")
+
+
+def test_all_strategies_parse():
+    for s in ALL_STRATEGIES:
+        make_plan(s)
+
+
+def test_arch_table_errors_and_stage_lookup():
+    t = arch_table("resnet18", "mindspore")
+    assert t.stage_of("layer3.1.conv2.weight") == "stage3"
+    assert t.stage_of("classifier.bias") == "head"
+    with pytest.raises(ConfigError, match="unknown model"):
+        arch_table("vgg99", "mxnet")
+    with pytest.raises(ConfigError, match="not available on backend 'mxnet'"):
+        arch_table("densenet121", "mxnet")
+    for arch, tables in ARCHITECTURES.items():
+        for t in tables.values():
+            assert set(t.prefixes) == set(STAGES), arch

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny image folders written by the tests, the fake backend."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backends import base
+from bench import architectures
+
+from .fake_backend import FAKE_TABLE
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def write_image_folder(root: Path, splits=("train", "test"), classes=("a", "b"), per_class=6,
+                       size=(16, 12), seed=0) -> Path:
+    """root/split/class/NN.png with class-dependent colour (so a model can learn it)."""
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for k, name in enumerate(classes):
+            d = root / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                base_colour = np.array([200 if k == 0 else 40, 100, 40 if k == 0 else 200])
+                noise = rng.integers(-30, 30, (size[1], size[0], 3))
+                arr = np.clip(base_colour + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return write_image_folder(tmp_path / "imgs")
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    monkeypatch.setitem(base.REGISTRY, "fake", ("tests.fake_backend:FakeBackend", "none"))
+    monkeypatch.setitem(architectures.ARCHITECTURES, "fake_mlp", {"fake": FAKE_TABLE})
+    return "fake"

@@ -1,0 +1,153 @@
+"""The downloader against a loopback HTTP server serving an archive the test builds."""
+import hashlib
+import http.server
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bench.errors import DatasetError, DownloadError
+from datasets import registry
+from datasets.download import download, extract
+
+from ..conftest import write_image_folder
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    cut_after: int | None = None   # bytes sent before the connection is dropped
+    honour_range = True
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        data, start = self.payload, 0
+        rng = self.headers.get("Range")
+        if rng and self.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.cut_after is not None and not rng:
+            self.wfile.write(body[: self.cut_after])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    handler = type("H", (_Handler,), {})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def archive_bytes(tmp_path) -> bytes:
+    src = write_image_folder(tmp_path / "src" / "mini", per_class=3)
+    zpath = tmp_path / "mini.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        for p in sorted(src.rglob("*")):
+            z.write(p, p.relative_to(tmp_path / "src"))
+    return zpath.read_bytes()
+
+
+def _sha256(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def test_download_verify_extract(server, archive_bytes, tmp_path):
+    handler, url = server
+    handler.payload = archive_bytes
+    path = download(f"{url}/mini.zip", tmp_path / "dl" / "mini.zip", _sha256(archive_bytes), progress=False)
+    assert path.read_bytes() == archive_bytes
+    out = extract(path, tmp_path / "data" / "mini")
+    assert sorted(p.name for p in (out / "mini" / "train").iterdir()) == ["a", "b"]
+
+
+def test_wrong_checksum_refused_and_deleted(server, archive_bytes, tmp_path):
+    handler, url = server
+    handler.payload = archive_bytes
+    dest = tmp_path / "dl" / "mini.zip"
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(f"{url}/mini.zip", dest, "sha256:" + "0" * 64, progress=False)
+    assert not dest.exists() and not dest.with_name("mini.zip.part").exists()
+
+
+def test_interrupted_transfer_resumes(server, archive_bytes, tmp_path):
+    handler, url = server
+    handler.payload = archive_bytes
+    handler.cut_after = len(archive_bytes) // 3
+    dest = tmp_path / "dl" / "mini.zip"
+    with pytest.raises(DownloadError, match="interrupted.*run again to resume"):
+        download(f"{url}/mini.zip", dest, _sha256(archive_bytes), progress=False)
+    part = dest.with_name("mini.zip.part")
+    assert part.exists() and 0 < part.stat().st_size < len(archive_bytes)
+    handler.cut_after = None
+    download(f"{url}/mini.zip", dest, _sha256(archive_bytes), progress=False)
+    assert dest.read_bytes() == archive_bytes and not part.exists()
+
+
+def test_server_ignoring_range_restarts_cleanly(server, archive_bytes, tmp_path):
+    handler, url = server
+    handler.payload = archive_bytes
+    handler.honour_range = False
+    dest = tmp_path / "dl" / "mini.zip"
+    dest.parent.mkdir(parents=True)
+    dest.with_name("mini.zip.part").write_bytes(b"stale bytes from an older file")
+    download(f"{url}/mini.zip", dest, _sha256(archive_bytes), progress=False)
+    assert dest.read_bytes() == archive_bytes
+
+
+def test_zero_byte_archive(server, tmp_path):
+    handler, url = server
+    handler.payload = b""
+    with pytest.raises(DownloadError, match="empty"):
+        download(f"{url}/e.zip", tmp_path / "e.zip", "sha256:" + "0" * 64, progress=False)
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    with pytest.raises(DatasetError, match="empty"):
+        extract(empty, tmp_path / "x")
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    with pytest.raises(DownloadError, match="cannot reach"):
+        download("http://127.0.0.1:9/none.zip", tmp_path / "n.zip", None, progress=False, timeout=2)
+
+
+def test_registered_dataset_through_loopback(server, archive_bytes, tmp_path, monkeypatch):
+    handler, url = server
+    handler.payload = archive_bytes
+    spec = registry.RemoteDataset("mini", f"{url}/mini.zip", _sha256(archive_bytes), "mini",
+                                  ("train", "test"), "test archive")
+    root = registry.prepare_remote(spec, tmp_path / "data")
+    assert (root / "train" / "a").is_dir()
+    assert registry.prepare_remote(spec, tmp_path / "data") == root  # cached: no second download
+
+
+def test_unpublished_checksum_is_pinned_on_first_download(server, archive_bytes, tmp_path):
+    handler, url = server
+    handler.payload = archive_bytes
+    spec = registry.RemoteDataset("mini", f"{url}/mini.zip", None, "mini", ("train", "test"), "")
+    registry.prepare_remote(spec, tmp_path / "data")
+    pin = tmp_path / "data" / "archives" / "mini.zip.sha256"
+    assert pin.read_text().strip() == hashlib.sha256(archive_bytes).hexdigest()
+
+
+def test_registered_checksums_are_well_formed():
+    for spec in registry.REMOTE.values():
+        assert spec.url.startswith(("http://", "https://"))
+        if spec.checksum:
+            algo, _, hexd = spec.checksum.partition(":")
+            assert len(hexd) == {"md5": 32, "sha1": 40, "sha256": 64}[algo]

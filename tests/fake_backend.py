@@ -1,0 +1,115 @@
+"""A NumPy-only backend for runner, report and CLI tests (no framework needed).
+
+A two-layer MLP on 4x4 average-pooled pixels: ``stem.w`` (48 -> 16, tanh) and
+``head.w``/``head.b``. It honours freezing and per-stage lr multipliers so the
+runner's plumbing is exercised for real.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from backends.base import Backend, LoadReport, Model, OptimConfig
+from bench.architectures import ArchTable
+
+FAKE_TABLE = ArchTable("fake_mlp", {
+    "stem": ("stem.",), "stage1": ("stage1.",), "stage2": ("stage2.",),
+    "stage3": ("stage3.",), "stage4": ("stage4.",), "head": ("head.",),
+})
+
+
+def _pool(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x.reshape(n, c, 4, h // 4, 4, w // 4).mean(axis=(3, 5)).reshape(n, -1)
+
+
+class FakeModel(Model):
+    def __init__(self, num_classes: int, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.params = {"stem.w": self.rng.normal(0, 0.3, (48, 16)).astype(np.float32)}
+        self.replace_head(num_classes)
+        self.frozen: set[str] = set()
+        self.mult = {n: 1.0 for n in self.params}
+        self.optim = OptimConfig()
+        self.diverge_after: int | None = None
+        self.steps = 0
+
+    def replace_head(self, num_classes: int) -> None:
+        limit = np.sqrt(6 / (16 + num_classes))
+        self.params["head.w"] = self.rng.uniform(-limit, limit, (16, num_classes)).astype(np.float32)
+        self.params["head.b"] = np.zeros(num_classes, np.float32)
+
+    def load_weights(self, path: str) -> LoadReport:
+        saved = dict(np.load(path))
+        report = LoadReport(loaded=0)
+        for name, value in saved.items():
+            if name in self.params and value.shape == self.params[name].shape:
+                self.params[name] = value
+                report.loaded += 1
+            else:
+                report.dropped.append(name)
+        return report
+
+    def save_weights(self, path: str) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, **self.params)
+
+    def configure(self, plan, optim: OptimConfig) -> None:
+        self.optim = optim
+        for name in self.params:
+            stage = FAKE_TABLE.stage_of(name)
+            if plan.is_frozen(stage):
+                self.frozen.add(name)
+            self.mult[name] = plan.lr_mult[stage]
+
+    def _forward(self, x):
+        h = np.tanh(_pool(x) @ self.params["stem.w"])
+        return h, h @ self.params["head.w"] + self.params["head.b"]
+
+    def train_step(self, x, y):
+        self.steps += 1
+        h, logits = self._forward(x)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        loss = float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+        if self.diverge_after is not None and self.steps > self.diverge_after:
+            loss = float("nan")
+        d = p.copy()
+        d[np.arange(len(y)), y] -= 1
+        d /= len(y)
+        grads = {"head.w": h.T @ d, "head.b": d.sum(0),
+                 "stem.w": _pool(x).T @ ((d @ self.params["head.w"].T) * (1 - h ** 2))}
+        for name, g in grads.items():
+            if name not in self.frozen:
+                self.params[name] -= self.optim.lr * self.mult[name] * g.astype(np.float32)
+        return loss, int((logits.argmax(1) == y).sum())
+
+    def predict(self, x):
+        return self._forward(x)[1]
+
+    def named_parameters(self):
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def trainable_names(self):
+        return [n for n in self.params if n not in self.frozen]
+
+    def param_groups(self):
+        groups = {}
+        for n in self.trainable_names():
+            groups.setdefault(f"{self.optim.lr * self.mult[n]:.6g}", []).append(n)
+        return groups
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    last_model: FakeModel | None = None
+
+    def versions(self):
+        return {"numpy": np.__version__}
+
+    def models(self):
+        return ["fake_mlp"]
+
+    def create_model(self, arch, num_classes, *, pretrained=None, device="cpu", seed=0,
+                     image_size=224, mode="graph"):
+        FakeBackend.last_model = FakeModel(num_classes, seed)
+        return FakeBackend.last_model
