@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.errors import BackendUnavailable, ConfigError
+from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
 # name -> ("module:Class", pip extra that installs its framework)
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -54,6 +54,16 @@ class LoadReport:
 
     def to_json(self) -> dict:
         return {"loaded": self.loaded, "dropped": self.dropped, "missing": self.missing}
+
+
+def check_complete(report: LoadReport, head_prefixes: tuple[str, ...], path, arch: str) -> None:
+    """A backbone must load completely: a missing body parameter would silently stay random."""
+    body_missing = [n for n in report.missing if not n.startswith(head_prefixes)]
+    if body_missing:
+        raise CheckpointError(
+            f"{path} does not fit model {arch}: {len(body_missing)} backbone parameters missing "
+            f"(e.g. {', '.join(body_missing[:3])}); {report.loaded} loaded"
+        )
 
 
 class Model(abc.ABC):
