@@ -77,14 +77,15 @@ def _mindcv_densenet121() -> ArchTable:
 
 
 def _mindcv_mobilenet_v3_small() -> ArchTable:
-    # features.0 = stem conv; blocks 1..11 grouped by output stride (4, 8, 16, 32).
+    # features.0 = stem conv; blocks grouped by output stride; classifier.0 is the
+    # 1024-wide pre-logits Dense (part of the backbone), classifier.3 the head.
     return ArchTable("mobilenet_v3_small_100", {
         "stem": ("features.0.",),
         "stage1": ("features.1.",),
         "stage2": ("features.2.", "features.3."),
         "stage3": tuple(f"features.{i}." for i in range(4, 9)),
-        "stage4": tuple(f"features.{i}." for i in range(9, 13)) + ("conv_head.",),
-        "head": ("classifier.",),
+        "stage4": tuple(f"features.{i}." for i in range(9, 16)) + ("classifier.0.",),
+        "head": ("classifier.3.",),
     })
 
 

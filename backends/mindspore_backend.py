@@ -1,0 +1,261 @@
+"""MindSpore 2.9 + MindCV 0.3 backend.
+
+Models come from ``mindcv.models.create_model``; the head is MindCV's
+``classifier`` Dense. Freezing sets ``requires_grad=False`` before the optimizer
+is built (and ``use_batch_statistics=False`` on the BatchNorms of frozen stages);
+per-stage learning rates are MindSpore parameter groups with ``order_params``.
+``mode="graph"`` compiles the train step with ``mindspore.jit`` (GRAPH_MODE);
+``"pynative"`` runs it eagerly.
+
+CPU speed: on CPUs with AVX-512, the oneDNN inside MindSpore 2.9 picks a
+reference convolution (``jit_uni_ncsp:conv+ref:any``, ~1 GFLOP/s). Capping the
+ISA at AVX2 *before MindSpore is imported* makes it pick ``gemm:jit`` instead;
+see README "MindSpore on CPU". The cap is applied only on such CPUs, only here,
+and recorded in every result (``environment.runtime``).
+"""
+from __future__ import annotations
+
+import os
+
+from bench.environment import cpu_flags
+
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+_ISA_SET_BY_BENCH = False
+if ISA_ENV not in os.environ and os.environ.get("BENCH_MINDSPORE_ISA_CAP", "auto") == "auto":
+    if "avx512f" in cpu_flags():
+        os.environ[ISA_ENV] = "AVX2"
+        _ISA_SET_BY_BENCH = True
+
+import mindspore as ms  # noqa: E402  (after the oneDNN cap)
+import numpy as np  # noqa: E402
+from mindspore import nn  # noqa: E402
+from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
+
+from bench.architectures import arch_table, models_for  # noqa: E402
+from bench.errors import BackendUnavailable, CheckpointError, ConfigError  # noqa: E402
+
+from .base import Backend, LoadReport, Model, OptimConfig, check_complete  # noqa: E402
+
+DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
+OPTIMIZER_SCALARS = ("learning_rate", "global_step", "momentum", "beta1_power", "beta2_power")
+_configured: dict = {}
+
+
+def _set_context(device: str, mode: str) -> None:
+    """Select device target and execution mode (once per process; a change is refused)."""
+    target = DEVICE_TARGETS[device]
+    want = (target, mode)
+    if _configured.get("ctx") == want:
+        return
+    if not ms.hal.is_available(target):
+        raise BackendUnavailable(
+            f"--device {device}: MindSpore cannot use {target} here "
+            f"(this mindspore {ms.__version__} build or machine has no {target}); use --device cpu"
+        )
+    if _configured.get("ctx"):
+        raise ConfigError(f"MindSpore context already set to {_configured['ctx']}; "
+                          f"run {want} in a separate process")
+    ms.set_device(target)
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    _configured["ctx"] = want
+
+
+def _head_path(arch: str) -> list[str]:
+    """Attribute path of the head cell, from the stage table ('classifier.3.' -> ['classifier', '3'])."""
+    return arch_table(arch, "mindspore").head_prefixes[0].rstrip(".").split(".")
+
+
+def _batchnorms(net: nn.Cell):
+    for name, cell in net.cells_and_names():
+        if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            yield name + ".", cell
+
+
+class MindSporeModel(Model):
+    def __init__(self, net: nn.Cell, arch: str, mode: str):
+        self.net = net
+        self.arch = arch
+        self.table = arch_table(arch, "mindspore")
+        self.mode = mode
+        self.optimizer = None
+        self.optim: OptimConfig | None = None
+        self._step = None
+        self._sync_names()
+
+    def _sync_names(self) -> None:
+        """Make every Parameter.name its structural path, so checkpoints use stable names."""
+        for name, p in self.net.parameters_and_names():
+            if p.name != name:
+                p.name = name
+
+    def _params(self) -> dict[str, ms.Parameter]:
+        return dict(self.net.parameters_and_names())
+
+    def _head_cell(self) -> tuple[nn.Cell, str]:
+        *parents, leaf = _head_path(self.arch)
+        owner = self.net
+        for p in parents:
+            owner = owner[int(p)] if p.isdigit() else getattr(owner, p)
+        return owner, leaf
+
+    def replace_head(self, num_classes: int) -> None:
+        owner, leaf = self._head_cell()
+        old = owner[int(leaf)] if leaf.isdigit() else getattr(owner, leaf)
+        head = nn.Dense(old.in_channels, num_classes, weight_init=XavierUniform(), bias_init=Zero())
+        if leaf.isdigit():
+            owner[int(leaf)] = head
+        else:
+            setattr(owner, leaf, head)
+        self._sync_names()
+
+    def load_weights(self, path: str) -> LoadReport:
+        try:
+            saved = ms.load_checkpoint(str(path))
+        except (ValueError, RuntimeError, OSError) as e:
+            raise CheckpointError(f"cannot read MindSpore checkpoint {path}: {str(e).splitlines()[0]}") from None
+        report = LoadReport(loaded=0)
+        own = self._params()
+        head = self.table.head_prefixes
+        keep = {}
+        for name, value in saved.items():
+            if name.startswith(OPTIMIZER_STATE_PREFIXES) or name in OPTIMIZER_SCALARS:
+                report.dropped.append(f"{name} (optimizer state)")
+            elif name not in own:
+                report.dropped.append(f"{name} (not in model)")
+            elif tuple(value.shape) != tuple(own[name].shape):
+                if not name.startswith(head):
+                    raise CheckpointError(
+                        f"{path}: parameter {name} has shape {tuple(value.shape)}, model {self.arch} "
+                        f"expects {tuple(own[name].shape)}; the checkpoint is for a different architecture")
+                report.dropped.append(f"{name} (head: checkpoint {tuple(value.shape)}, "
+                                      f"model {tuple(own[name].shape)})")
+            else:
+                keep[name] = value
+        not_loaded, _ = ms.load_param_into_net(self.net, keep, strict_load=False)
+        report.loaded = len(keep) - len(not_loaded)
+        report.missing = sorted(n for n in own if n not in keep)
+        check_complete(report, head, path, self.arch)
+        return report
+
+    def save_weights(self, path: str) -> None:
+        tmp = f"{path}.tmp.ckpt"
+        ms.save_checkpoint(self.net, tmp)
+        os.replace(tmp, path)
+
+    def configure(self, plan, optim: OptimConfig) -> None:
+        params = self._params()
+        for name, p in params.items():
+            stage = self.table.stage_of(name)
+            if plan.is_frozen(stage) and p.requires_grad:
+                p.requires_grad = False
+        for prefix, bn in _batchnorms(self.net):
+            if plan.is_frozen(self.table.stage_of(prefix + "gamma")):
+                bn.use_batch_statistics = False
+        trainable = [p for p in params.values() if p.requires_grad]
+        by_lr: dict[float, list] = {}
+        for name, p in params.items():
+            if p.requires_grad:
+                by_lr.setdefault(optim.lr * plan.lr_mult[self.table.stage_of(name)], []).append(p)
+        groups = [{"params": ps, "lr": lr} for lr, ps in by_lr.items()]
+        groups.append({"order_params": trainable})
+        if optim.name in ("sgd", "momentum"):
+            self.optimizer = nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum,
+                                         weight_decay=optim.weight_decay)
+        elif optim.name == "adam":
+            self.optimizer = nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay)
+        else:
+            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
+        self.optim = optim
+        self._step = self._build_step()
+
+    def _build_step(self):
+        loss_fn = nn.CrossEntropyLoss(reduction="mean")
+        net, optimizer = self.net, self.optimizer
+
+        def forward(x, y):
+            logits = net(x)
+            return loss_fn(logits, y), logits
+
+        grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
+
+        def step(x, y):
+            (loss, logits), grads = grad_fn(x, y)
+            optimizer(grads)
+            return loss, logits
+
+        return ms.jit(step) if self.mode == "graph" else step
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        self.net.set_train(True)
+        loss, logits = self._step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
+        logits = logits.asnumpy()  # synchronises
+        return float(loss.asnumpy()), int((logits.argmax(axis=1) == y).sum())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.net.set_train(False)
+        return self.net(ms.Tensor(x)).asnumpy()
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        return {n: p.asnumpy().copy() for n, p in self._params().items()}  # asnumpy may alias
+
+    def trainable_names(self) -> list[str]:
+        return [n for n, p in self._params().items() if p.requires_grad]
+
+    def param_groups(self) -> dict[str, list[str]]:
+        if self.optimizer is None:
+            return {}
+        groups: dict[str, list[str]] = {}
+        base = self.optim.lr
+        for name, p in self._params().items():
+            if p.requires_grad:
+                stage_lr = self._group_lr(p)
+                groups.setdefault(f"{stage_lr if stage_lr is not None else base:.6g}", []).append(name)
+        return groups
+
+    def _group_lr(self, param) -> float | None:
+        """The lr the optimizer actually holds for ``param`` (read back, not recomputed)."""
+        for i, p in enumerate(self.optimizer.parameters):
+            if p is param or p.name == param.name:
+                lr = self.optimizer.learning_rate[i] if self.optimizer.is_group_lr else self.optimizer.learning_rate
+                return float(lr.asnumpy())
+        return None
+
+
+class MindSporeBackend(Backend):
+    name = "mindspore"
+
+    def versions(self) -> dict[str, str]:
+        import mindcv
+        return {"mindspore": ms.__version__, "mindcv": mindcv.__version__, "numpy": np.__version__}
+
+    def models(self) -> list[str]:
+        return models_for("mindspore")
+
+    def runtime_settings(self) -> dict:
+        out = {ISA_ENV: os.environ.get(ISA_ENV, "unset (oneDNN default)")}
+        if _ISA_SET_BY_BENCH:
+            out["isa_cap"] = "set by bench: AVX-512 CPU (see README, MindSpore on CPU)"
+        for k in ("OMP_NUM_THREADS",):
+            if k in os.environ:
+                out[k] = os.environ[k]
+        return out
+
+    def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
+                     device: str = "cpu", seed: int = 0, image_size: int = 224,
+                     mode: str = "graph") -> MindSporeModel:
+        from mindcv.models import create_model
+
+        table = arch_table(arch, "mindspore")
+        _set_context(device, mode)
+        ms.set_seed(seed)
+        np.random.seed(seed)
+        if pretrained == "zoo":
+            net = create_model(table.native_name, pretrained=True)
+            model = MindSporeModel(net, arch, mode)
+            model.replace_head(num_classes)
+            return model
+        net = create_model(table.native_name, num_classes=num_classes, pretrained=False)
+        model = MindSporeModel(net, arch, mode)
+        model.replace_head(num_classes)  # Xavier head, as on every backend
+        return model

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("mindspore")
+pytest.importorskip("mindcv")
+
+from backends.base import OptimConfig, get_backend  # noqa: E402
+from bench.errors import BackendUnavailable  # noqa: E402
+from bench.strategies import make_plan  # noqa: E402
+
+from . import protocol_checks as pc  # noqa: E402
+
+ARCH = "resnet18"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return get_backend("mindspore")
+
+
+def test_head_replacement_with_checkpoint_filtering(backend, tmp_path):
+    pc.check_head_replacement_drops_old_head(backend, "mindspore", ARCH, tmp_path, ".ckpt")
+
+
+def test_old_head_optimizer_moments_are_dropped(backend, tmp_path):
+    """MindCV once kept the old head's momentum buffers; they must not reach the new model."""
+    import mindspore as ms
+    src = backend.create_model(ARCH, 5, image_size=pc.SIZE)
+    src.configure(make_plan("full"), OptimConfig(lr=0.01))
+    src.train_step(*pc.batch(classes=5))
+    path = str(tmp_path / "with_optim.ckpt")
+    params = [{"name": p.name, "data": p} for p in src.net.get_parameters()]
+    params += [{"name": m.name, "data": m} for m in src.optimizer.moments]
+    ms.save_checkpoint(params, path)
+    assert any(k.startswith("moments.classifier") for k in ms.load_checkpoint(path))
+    dst = backend.create_model(ARCH, 3, image_size=pc.SIZE)
+    report = dst.load_weights(path)
+    dropped = [d.split(" ")[0] for d in report.dropped]
+    assert "moments.classifier.weight" in dropped and "classifier.weight" in dropped
+    assert not any(n.startswith("moments.") for n in dst.named_parameters())
+
+
+def test_replace_head(backend):
+    pc.check_replace_head(backend, "mindspore", ARCH)
+
+
+def test_trainable_counts_match_mxnet(backend):
+    counts = pc.check_trainable_counts(backend, "mindspore", ARCH)
+    assert counts == {"total": 11_178_051, "trainable": 512 * 3 + 3}  # same as the Gluon ResNet-18
+
+
+def test_param_groups(backend):
+    pc.check_param_groups(backend, "mindspore", ARCH)
+
+
+def test_train_step_reduces_loss(backend):
+    pc.check_train_step_reduces_loss(backend, ARCH)
+
+
+def test_frozen_stay_frozen(backend):
+    pc.check_frozen_stay_frozen(backend, "mindspore", ARCH)
+
+
+def test_save_load_roundtrip(backend, tmp_path):
+    pc.check_save_load_roundtrip(backend, ARCH, tmp_path, ".ckpt")
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small_100"])
+def test_other_architectures_build_and_freeze(backend, arch):
+    m = backend.create_model(arch, 4, image_size=pc.SIZE)
+    m.configure(make_plan("linear-probe"), OptimConfig(lr=0.01))
+    assert m.predict(pc.batch()[0]).shape == (8, 4)
+    assert m.param_counts()["trainable"] == 1024 * 4 + 4
+
+
+def test_absent_devices_are_clear(backend):
+    import mindspore as ms
+    for dev, target in (("gpu", "GPU"), ("ascend", "Ascend")):
+        if ms.hal.is_available(target):
+            continue
+        with pytest.raises(BackendUnavailable, match=target):
+            from backends.mindspore_backend import _set_context
+            _set_context(dev, "graph")
