@@ -115,6 +115,7 @@ def _is_running_stat(name: str) -> bool:
 
 class Backend(abc.ABC):
     name: str = ""
+    weights_suffix: str = ".weights"  # file extension the framework's checkpoint reader insists on
 
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:

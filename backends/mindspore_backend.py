@@ -224,6 +224,7 @@ class MindSporeModel(Model):
 
 class MindSporeBackend(Backend):
     name = "mindspore"
+    weights_suffix = ".ckpt"
 
     def versions(self) -> dict[str, str]:
         import mindcv

@@ -163,6 +163,7 @@ class GluonModel(Model):
 
 class GluonBackend(Backend):
     name = "mxnet"
+    weights_suffix = ".params"
 
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}

@@ -25,8 +25,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", help=f"one of {', '.join(EXPERIMENTS)} (default: digits-transfer; "
                    "the dataset's own experiment with --dataset; folder with --data-dir)")
     p.add_argument("--arms", default="finetune,scratch", help="finetune,scratch (either or both)")
-    p.add_argument("--strategy", default="head-lr-x10",
-                   help="fine-tuning strategy, comma-separated list, or 'all' (see `bench list`)")
+    p.add_argument("--strategy", help="fine-tuning strategy, comma-separated list, or 'all' "
+                   "(default: the experiment's; see `bench list`)")
     p.add_argument("--model", help="architecture (default: the experiment's, per backend)")
     p.add_argument("--dataset", help="registered dataset for the target task")
     p.add_argument("--data-dir", help="your own image folder: DIR/<split>/<class>/<image>")
@@ -74,9 +74,12 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     for arm in arms:
         if arm not in ("finetune", "scratch"):
             raise ConfigError(f"unknown arm {arm!r} in --arms; valid: finetune, scratch")
-    strategies = list(ALL_STRATEGIES) if args.strategy == "all" else _csv(args.strategy)
+    strategy = args.strategy or experiment.strategy
+    strategies = list(ALL_STRATEGIES) if strategy == "all" else _csv(strategy)
     for s in strategies:
         make_plan(s)  # validates
+    if "scratch" in strategies and "scratch" not in arms:
+        arms.append("scratch")
     common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                   train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
                   pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
@@ -98,8 +101,6 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
                 lr = args.scratch_lr if arm == "scratch" else args.lr
                 for s in arm_strategies:
                     configs.append(experiment.arm_config(backend, arm, s, seed=seed, lr=lr, **common))
-    if args.strategy == "all" or "scratch" in strategies:
-        configs = list({c.config_hash(): c for c in configs}.values())
     return configs
 
 

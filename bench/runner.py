@@ -70,7 +70,7 @@ def evaluate(model, loader: BatchLoader) -> dict:
     return {"loss": loss_sum / n, "acc": correct / n, "correct": correct, "n": n}
 
 
-def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root: Path,
+def resolve_weights(config: RunConfig, backend, cache_dir: Path, out_dir: Path, data_root: Path,
                     progress: bool) -> tuple[str | None, dict]:
     """Where the fine-tuned arm's starting weights come from (runs the pretrain step if needed)."""
     if config.arm != "finetune" or config.pretrained == "none":
@@ -80,7 +80,7 @@ def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root
     if config.pretrained == "suite":
         experiment = get_experiment(config.experiment)
         pre = experiment.pretrain_config(config)
-        path = cache_dir / "weights" / config.backend / f"{pre.model}-{pre.config_hash()}.params"
+        path = cache_dir / "weights" / config.backend / f"{pre.model}-{pre.config_hash()}{backend.weights_suffix}"
         if not path.exists():
             print(f"pretrain: {pre.backend} {pre.model} on {pre.dataset} "
                   f"({pre.epochs} epochs) -> {path}", flush=True)
@@ -180,7 +180,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         train, evaluation = load_splits(config, data_root, skip_bad_images)
         record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
                           "classes": train.classes, "train_root": str(train.root)}
-        weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress)
+        weights, origin = resolve_weights(config, backend, cache_dir, out_dir, data_root, progress)
         record["environment"] = capture_environment(backend.versions(), backend.runtime_settings())
         plan = make_plan("scratch" if config.arm == "scratch" else config.strategy)
         model = backend.create_model(config.model, len(train.classes),
