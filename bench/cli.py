@@ -33,6 +33,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-split", help="default: train")
     p.add_argument("--eval-split", help="default: test (canidae: val)")
     p.add_argument("--shots", type=int, help="images per class kept in the train split")
+    p.add_argument("--classes", type=_csv, help="keep only these classes, comma-separated")
+    p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
+    p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
     p.add_argument("--pretrained", help="suite | imagenet | none | PATH to backend weights")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -55,6 +58,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _known_archive_checksum() -> str:
+    from datasets.cifar import KNOWN_FOLDER_ARCHIVES
+    return next(iter(KNOWN_FOLDER_ARCHIVES))
 
 
 def _experiment_name(args: argparse.Namespace) -> str:
@@ -82,6 +90,8 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         arms.append("scratch")
     common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                   train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
+                  classes=args.classes, archive=args.archive,
+                  archive_checksum=args.archive_checksum or (_known_archive_checksum() if args.archive else None),
                   pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                   image_size=args.image_size, device=args.device, mode=args.mode, loader=args.loader,

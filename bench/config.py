@@ -30,6 +30,9 @@ class RunConfig:
     train_split: str = "train"
     eval_split: str = "test"
     shots: int | None = None              # images per class kept in the train split
+    classes: tuple[str, ...] | None = None  # keep only these classes (both splits)
+    archive: str | None = None            # cifar10: image-folder archive path or URL
+    archive_checksum: str | None = None   # "sha256:<hex>" of --archive
     pretrained: str = "suite"             # suite | imagenet | none | path to weights
     epochs: int = 5
     batch_size: int = 32
@@ -50,6 +53,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.crop_scale = tuple(self.crop_scale)
+        if self.classes is not None:
+            self.classes = tuple(self.classes)
         if self.arm not in ARMS:
             raise ConfigError(f"unknown arm {self.arm!r}; valid: {', '.join(ARMS)}")
         if self.device not in DEVICES:
@@ -67,6 +72,7 @@ class RunConfig:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["crop_scale"] = list(self.crop_scale)
+        d["classes"] = list(self.classes) if self.classes is not None else None
         return d
 
     @classmethod

@@ -49,13 +49,16 @@ class Experiment:
         fields = dict(backend=target.backend, experiment=self.name, model=target.model,
                       arm="pretrain", strategy="full", pretrained="none",
                       image_size=target.image_size, device=target.device, mode=target.mode,
-                      loader=target.loader, seed=0)
+                      loader=target.loader, archive=target.archive,
+                      archive_checksum=target.archive_checksum, seed=0)
         fields.update(self.pretrain)
         return RunConfig(**fields)
 
 
 # Digits are not mirror-symmetric: no flips; crops keep most of the glyph.
 _DIGITS_AUG = dict(image_size=32, hflip=False, crop_scale=(0.6, 1.0))
+
+CIFAR_SOURCE = ("airplane", "automobile", "bird", "deer", "frog", "horse", "ship", "truck")
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
@@ -68,6 +71,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                     weight_decay=1e-3, target_accuracy=0.7),
         pretrain=dict(_DIGITS_AUG, dataset="digits-source", epochs=3, batch_size=32, lr=0.05,
                       momentum=0.9, weight_decay=1e-4),
+    ),
+    Experiment(
+        name="cifar-transfer",
+        description="real photos: pretrain on 8 CIFAR-10 classes, fine-tune few-shot cat vs dog",
+        dataset="cifar10", pretrained="suite", models={"*": "resnet18"}, strategy="full",
+        common=dict(image_size=32, classes=("cat", "dog"), shots=100, epochs=8, batch_size=32,
+                    lr=0.01, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0),
+                    target_accuracy=0.65),
+        pretrain=dict(dataset="cifar10", classes=CIFAR_SOURCE, shots=2500, epochs=2, batch_size=32,
+                      lr=0.05, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0)),
     ),
     Experiment(
         name="hotdog",

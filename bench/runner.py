@@ -41,10 +41,13 @@ def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = Fals
     elif config.dataset == "folder":
         raise ConfigError("experiment 'folder' needs --data-dir PATH (layout PATH/<split>/<class>/<image>)")
     else:
-        root = prepare_dataset(config.dataset, data_root)
+        root = prepare_dataset(config.dataset, data_root, archive=config.archive,
+                               archive_checksum=config.archive_checksum)
     train = read_image_folder(root, config.train_split, skip_bad_images=skip_bad_images)
     evaluation = read_image_folder(root, config.eval_split, skip_bad_images=skip_bad_images)
     check_same_classes(train, evaluation)
+    if config.classes:
+        train, evaluation = train.select(config.classes), evaluation.select(config.classes)
     if config.shots:
         train = train.subsample(config.shots)
     return train, evaluation

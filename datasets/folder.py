@@ -56,6 +56,16 @@ class ImageFolder:
                 good.append(sample)
         self.samples = good
 
+    def select(self, classes) -> "ImageFolder":
+        """Only ``classes`` (in the given order, relabelled 0..k-1)."""
+        unknown = [c for c in classes if c not in self.classes]
+        if unknown:
+            raise DatasetError(f"classes {unknown} not in {self.root / self.split} "
+                               f"(has: {', '.join(self.classes)})")
+        new = {self.classes.index(c): i for i, c in enumerate(classes)}
+        kept = [(p, new[y]) for p, y in self.samples if y in new]
+        return ImageFolder(self.root, self.split, list(classes), kept, self.skip_bad_images)
+
     def subsample(self, shots: int) -> "ImageFolder":
         """Keep ``shots`` images per class, chosen by a fixed seed (same subset every run)."""
         rng = np.random.default_rng(SHOTS_SEED)

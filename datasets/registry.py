@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.errors import ConfigError, DatasetError
 
+from . import cifar
 from .digits import prepare_digits
 from .download import download, extract, file_digest
 
@@ -64,13 +65,18 @@ def default_data_root() -> Path:
     return Path(os.environ.get("BENCH_DATA_ROOT", Path.home() / ".cache" / "bench" / "data"))
 
 
+CIFAR10_SPLITS = ("train", "test")
+
+
 def dataset_names() -> list[str]:
-    return sorted(REMOTE) + sorted(EMBEDDED)
+    return sorted(REMOTE) + ["cifar10"] + sorted(EMBEDDED)
 
 
 def dataset_splits(name: str) -> tuple[str, str]:
     if name in REMOTE:
         return REMOTE[name].splits
+    if name == "cifar10":
+        return CIFAR10_SPLITS
     if name in EMBEDDED:
         return EMBEDDED[name].splits
     raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())} "
@@ -105,9 +111,16 @@ def prepare_remote(spec: RemoteDataset, data_root: Path, url: str | None = None)
     return folder
 
 
-def prepare_dataset(name: str, data_root: Path | None = None) -> Path:
+def prepare_dataset(name: str, data_root: Path | None = None, *, archive: str | None = None,
+                    archive_checksum: str | None = None) -> Path:
     """Image-folder root of a registered dataset, fetched and verified on first use."""
     data_root = Path(data_root) if data_root else default_data_root()
+    if name == "cifar10":
+        if archive:
+            return cifar.prepare_archive(archive, data_root, archive_checksum)
+        return cifar.prepare_official(data_root)
+    if archive:
+        raise ConfigError(f"--archive is supported for cifar10 only, not {name!r}")
     if name in EMBEDDED:
         return prepare_digits(data_root) / EMBEDDED[name].subdir
     if name in REMOTE:
