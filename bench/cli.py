@@ -159,13 +159,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import render_environments, render_table
+    from .report import render_environments, render_gaps, render_table
     from .results import load_records
 
     records = load_records(args.paths or [DEFAULT_OUT])
     if not records:
         raise BenchError(f"no result records under {', '.join(map(str, args.paths or [DEFAULT_OUT]))}")
+    md = args.format == "markdown"
     print(render_table(records, args.format))
+    gaps = render_gaps(records, args.format)
+    if gaps:
+        print("\n### Fine-tuned minus scratch (top-1)\n" if md else "\nfine-tuned minus scratch:")
+        print(gaps)
     print()
     print(("### Measured on\n\n" if args.format == "markdown" else "measured on:\n")
           + render_environments(records, args.format))

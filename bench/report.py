@@ -11,6 +11,8 @@ from collections import defaultdict
 import numpy as np
 from tabulate import tabulate
 
+from .stats import difference_of_proportions, paired_difference
+
 GROUP_KEYS = ("experiment", "dataset", "model", "backend", "arm", "strategy", "shots", "image_size")
 
 
@@ -101,3 +103,42 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
     rows = [[b, cpu, n, gpu, fw, rt, (c or "?")[:10]] for (b, cpu, fw, c), (n, gpu, rt) in sorted(seen.items(), key=str)]
     return tabulate(rows, headers=["backend", "cpu", "cores", "gpu", "frameworks", "runtime settings", "commit"],
                     tablefmt={"terminal": "simple", "markdown": "github"}[fmt])
+
+
+def gap_rows(records: list[dict]) -> list[list]:
+    """Fine-tuned minus scratch top-1 per (experiment, model, backend, strategy), seeds paired."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    scratch = {}
+    for r in ok:
+        c = r["config"]
+        if c["arm"] == "scratch":
+            scratch[(c["experiment"], c["model"], c["backend"], c.get("shots"), c["seed"])] = r
+    groups: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
+    for r in ok:
+        c = r["config"]
+        partner = scratch.get((c["experiment"], c["model"], c["backend"], c.get("shots"), c["seed"]))
+        if c["arm"] == "finetune" and partner:
+            groups[(c["experiment"], c["model"], c["backend"], c["strategy"], c.get("shots"))].append((r, partner))
+    rows = []
+    for key, pairs in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        ft = [p[0]["accuracy"]["final"] for p in pairs]
+        sc = [p[1]["accuracy"]["final"] for p in pairs]
+        if len(pairs) == 1:
+            a, b = pairs[0][0]["curve"][-1], pairs[0][1]["curve"][-1]
+            gap, ci = difference_of_proportions(a["eval_correct"], a["n_eval"], b["eval_correct"], b["n_eval"])
+            how = "1 seed, eval-set interval"
+        else:
+            gap, ci = paired_difference(ft, sc)
+            how = f"{len(pairs)} paired seeds, t interval"
+        rows.append([*key[:4], key[4] or "all", f"{np.mean(ft):.3f}", f"{np.mean(sc):.3f}",
+                     f"{gap:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]", how])
+    return rows
+
+
+def render_gaps(records: list[dict], fmt: str = "terminal") -> str:
+    rows = gap_rows(records)
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "model", "backend", "strategy", "shots", "fine-tuned",
+                                   "scratch", "gap (95% CI)", "interval"],
+                    tablefmt={"terminal": "simple", "markdown": "github"}[fmt], disable_numparse=True)

@@ -6,7 +6,7 @@ import pytest
 
 from bench.config import RunConfig
 from bench.errors import DatasetError
-from bench.report import render_table
+from bench.report import render_gaps, render_table
 from bench.results import load_records
 from bench.runner import execute
 
@@ -75,9 +75,12 @@ def test_bad_input_raises_and_writes_nothing(fake_backend, tmp_path):
 def test_report_renders_side_by_side(fake_backend, image_folder, tmp_path):
     execute(_config(image_folder), tmp_path, progress=False)
     execute(_config(image_folder, arm="scratch", strategy="scratch"), tmp_path, progress=False)
-    text = render_table(load_records([tmp_path]), "markdown")
+    records = load_records([tmp_path])
+    text = render_table(records, "markdown")
     assert "| folder" in text and "finetune" in text and "scratch" in text
     assert text.count("\n") >= 3
+    gaps = render_gaps(records, "markdown")
+    assert "| folder" in gaps and "1 seed, eval-set interval" in gaps
 
 
 def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypatch):
