@@ -8,7 +8,7 @@ def test_wilson_interval_contains_estimate_and_narrows_with_n():
     assert lo < 0.8 < hi
     lo2, hi2 = wilson_interval(800, 1000)
     assert hi2 - lo2 < hi - lo
-    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
 def test_paired_difference_t_interval():
