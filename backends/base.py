@@ -133,6 +133,12 @@ class Backend(abc.ABC):
         """Environment knobs the backend set (threads, ISA caps), for the record."""
         return {}
 
+    def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
+                      crop_scale=(0.08, 1.0), hflip: bool = True):
+        """The framework's own input pipeline over ``dataset`` (an ImageFolder), yielding
+        numpy ``(x, y)`` batches like ``datasets.loader.BatchLoader``."""
+        raise ConfigError(f"backend {self.name!r} has no native loader; use --loader shared")
+
 
 def backend_names() -> list[str]:
     return sorted(REGISTRY)

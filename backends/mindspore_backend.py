@@ -222,6 +222,59 @@ class MindSporeModel(Model):
         return None
 
 
+class NativeLoader:
+    """``mindspore.dataset`` pipeline (MindSpore tutorials' transforms, C++ decode and ops)
+    over the suite's file list, so --shots and --classes select the same images."""
+
+    def __init__(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
+                 crop_scale, hflip: bool):
+        self.dataset = dataset
+        self.train = train
+        self.batch_size = min(batch_size, len(dataset)) if train else batch_size
+        self.epoch = 0
+        self.seed = seed
+        self.image_size = image_size
+        self.crop_scale = tuple(crop_scale)
+        self.hflip = hflip
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.train else -(-n // self.batch_size)
+
+    def _pipeline(self):
+        import mindspore.dataset as mds
+        import mindspore.dataset.vision as vision
+        from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        samples = self.dataset.samples
+
+        def read():
+            for path, label in samples:
+                yield np.fromfile(path, dtype=np.uint8), np.int32(label)
+
+        mds.config.set_seed(self.seed * 1000 + self.epoch)
+        data = mds.GeneratorDataset(read, column_names=["image", "label"], shuffle=self.train,
+                                    num_parallel_workers=1)
+        if self.train:
+            ops = [vision.Decode(), vision.RandomResizedCrop(self.image_size, scale=self.crop_scale,
+                                                             ratio=(3 / 4, 4 / 3))]
+            if self.hflip:
+                ops.append(vision.RandomHorizontalFlip())
+        else:
+            ops = [vision.Decode(), vision.Resize(int(round(self.image_size * 256 / 224))),
+                   vision.CenterCrop(self.image_size)]
+        ops += [vision.Normalize(mean=(IMAGENET_MEAN * 255).tolist(), std=(IMAGENET_STD * 255).tolist()),
+                vision.HWC2CHW()]
+        data = data.map(operations=ops, input_columns="image", num_parallel_workers=2)
+        return data.batch(self.batch_size, drop_remainder=self.train)
+
+    def __iter__(self):
+        pipeline = self._pipeline()
+        self.epoch += 1
+        for x, y in pipeline.create_tuple_iterator(output_numpy=True, num_epochs=1):
+            yield x.astype(np.float32), y.astype(np.int32)
+
+
 class MindSporeBackend(Backend):
     name = "mindspore"
     weights_suffix = ".ckpt"
@@ -241,6 +294,11 @@ class MindSporeBackend(Backend):
             if k in os.environ:
                 out[k] = os.environ[k]
         return out
+
+    def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
+                      crop_scale=(0.08, 1.0), hflip: bool = True) -> NativeLoader:
+        return NativeLoader(dataset, train=train, image_size=image_size, batch_size=batch_size,
+                            seed=seed, crop_scale=crop_scale, hflip=hflip)
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,

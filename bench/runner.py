@@ -121,11 +121,21 @@ def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
             "train_s": time.perf_counter() - t0}
 
 
-def train_and_evaluate(model, config: RunConfig, train: ImageFolder, evaluation: ImageFolder,
-                       timer: StepTimer, record: dict, progress: bool) -> None:
-    train_loader = BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip),
-                               config.batch_size, train=True, seed=config.seed)
-    eval_loader = BatchLoader(evaluation, EvalTransform(config.image_size), config.batch_size, train=False)
+def make_loaders(backend, config: RunConfig, train: ImageFolder, evaluation: ImageFolder):
+    """The shared numpy pipeline, or with ``--loader native`` the framework's own."""
+    if config.loader == "native":
+        opts = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
+                    crop_scale=config.crop_scale, hflip=config.hflip)
+        return (backend.native_loader(train, train=True, **opts),
+                backend.native_loader(evaluation, train=False, **opts))
+    return (BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip),
+                        config.batch_size, train=True, seed=config.seed),
+            BatchLoader(evaluation, EvalTransform(config.image_size), config.batch_size, train=False))
+
+
+def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
+                       progress: bool) -> None:
+    train_loader, eval_loader = loaders
     timer.batch_size = train_loader.batch_size
     cum_train_s = 0.0
     bar = tqdm(range(1, config.epochs + 1), desc=f"{config.backend}/{config.arm}/{config.strategy}",
@@ -195,7 +205,8 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups()}
-        train_and_evaluate(model, config, train, evaluation, timer, record, progress)
+        loaders = make_loaders(backend, config, train, evaluation)
+        train_and_evaluate(model, config, loaders, timer, record, progress)
         record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
         if save_weights:
             Path(save_weights).parent.mkdir(parents=True, exist_ok=True)

@@ -81,3 +81,22 @@ def test_absent_devices_are_clear(backend):
         with pytest.raises(BackendUnavailable, match=target):
             from backends.mindspore_backend import _set_context
             _set_context(dev, "graph")
+
+
+def test_native_loader_matches_shared_shapes_and_labels(backend, image_folder):
+    from datasets.folder import read_image_folder
+    from datasets.loader import BatchLoader
+    from datasets.transforms import EvalTransform
+
+    ds = read_image_folder(image_folder, "test")
+    native = backend.native_loader(ds, train=False, image_size=8, batch_size=5, seed=0)
+    shared = BatchLoader(ds, EvalTransform(8), 5, train=False)
+    nb, sb = list(native), list(shared)
+    assert [len(y) for _, y in nb] == [len(y) for _, y in sb] == [5, 5, 2]
+    for (xn, yn), (xs, ys) in zip(nb, sb):
+        assert xn.shape == xs.shape and xn.dtype == np.float32
+        np.testing.assert_array_equal(yn, ys)
+        assert np.abs(xn - xs).mean() < 0.15  # same images; resize kernels differ slightly
+    train = list(backend.native_loader(read_image_folder(image_folder, "train"), train=True,
+                                       image_size=8, batch_size=5, seed=0))
+    assert len(train) == 2 and train[0][0].shape == (5, 3, 8, 8)

@@ -43,3 +43,10 @@ def test_run_and_report_with_fake_backend(fake_backend, image_folder, tmp_path, 
 def test_module_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "bench", "list"], capture_output=True, text=True)
     assert r.returncode == 0 and "strategies" in r.stdout
+
+
+def test_native_loader_refused_where_absent(fake_backend, image_folder, tmp_path, capsys):
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+               "--pretrained", "none", "--loader", "native", "--arms", "scratch",
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2 and "has no native loader" in capsys.readouterr().err
