@@ -57,6 +57,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="pretrained-weight cache (env BENCH_CACHE_DIR)")
     p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
+    p.add_argument("--resume", action="store_true",
+                   help="skip configurations that already have an ok record (same config hash) in --out")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -114,16 +116,33 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     return configs
 
 
+def _finished_hashes(out: Path) -> dict[str, Path]:
+    """config hash -> record path of every ok record already in ``out``."""
+    from .results import read_record
+    found = {}
+    for path in sorted(Path(out).glob("*.json")) if Path(out).is_dir() else []:
+        rec = read_record(path)
+        if rec.get("status") == "ok":
+            found[rec["config_hash"]] = path
+    return found
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import render_table
+    from .results import load_records
     from .runner import execute
 
     configs = build_configs(args)
     from backends.base import get_backend
     for name in {c.backend for c in configs}:
         get_backend(name)  # fail fast on an unknown or uninstalled backend
+    done = _finished_hashes(args.out) if args.resume else {}
     records = []
     for i, config in enumerate(configs, 1):
+        if config.config_hash() in done:
+            print(f"[{i}/{len(configs)}] skip (--resume): {done[config.config_hash()]}")
+            records.append(load_records([done[config.config_hash()]])[0])
+            continue
         print(f"[{i}/{len(configs)}] {config.backend} {config.model} {config.experiment} "
               f"{config.arm} strategy={config.strategy} seed={config.seed}", flush=True)
         rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,

@@ -50,3 +50,15 @@ def test_native_loader_refused_where_absent(fake_backend, image_folder, tmp_path
                "--pretrained", "none", "--loader", "native", "--arms", "scratch",
                "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 2 and "has no native loader" in capsys.readouterr().err
+
+
+def test_resume_skips_finished_configurations(fake_backend, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+            "--pretrained", "none", "--epochs", "1", "--batch-size", "4", "--image-size", "8",
+            "--arms", "scratch", "--seeds", "2", "--out", str(out), "--no-progress"]
+    assert main(argv[:-3] + ["--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    assert len(list(out.glob("*.json"))) == 1
+    assert main(argv + ["--resume"]) == 0
+    assert len(list(out.glob("*.json"))) == 2  # only seed 1 ran again
+    assert "skip (--resume)" in capsys.readouterr().out
