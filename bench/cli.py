@@ -193,6 +193,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     print()
     print(("### Measured on\n\n" if args.format == "markdown" else "measured on:\n")
           + render_environments(records, args.format))
+    if args.plots:
+        from .plots import write_plots
+        for path in write_plots(records, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -207,6 +211,7 @@ def make_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables from result records")
     rep.add_argument("paths", nargs="*", type=Path, help=f"record files or directories (default {DEFAULT_OUT})")
     rep.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    rep.add_argument("--plots", type=Path, help="also write PNG plots (accuracy curves, step time) to DIR")
     rep.set_defaults(func=cmd_report)
     return parser
 

@@ -98,3 +98,12 @@ def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypa
     arms = sorted(r["config"]["arm"] for r in load_records([out]))
     assert arms == ["finetune", "finetune", "pretrain"]  # pretrained once, reused
     assert r1["model"]["weights"]["load"]["loaded"] == 3
+
+
+def test_plots_are_written(fake_backend, image_folder, tmp_path):
+    from bench.plots import write_plots
+    execute(_config(image_folder), tmp_path / "r", progress=False)
+    execute(_config(image_folder, arm="scratch", strategy="scratch"), tmp_path / "r", progress=False)
+    paths = write_plots(load_records([tmp_path / "r"]), tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["folder-accuracy.png", "step-time.png"]
+    assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
