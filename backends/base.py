@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,15 +141,25 @@ class Backend(abc.ABC):
         raise ConfigError(f"backend {self.name!r} has no native loader; use --loader shared")
 
 
+def _registry() -> dict[str, tuple[str, str]]:
+    """REGISTRY plus out-of-tree backends from ``BENCH_BACKENDS="name=module:Class,..."``."""
+    extra = {}
+    for item in filter(None, os.environ.get("BENCH_BACKENDS", "").split(",")):
+        name, _, target = item.partition("=")
+        extra[name.strip()] = (target.strip(), name.strip())
+    return {**REGISTRY, **extra}
+
+
 def backend_names() -> list[str]:
-    return sorted(REGISTRY)
+    return sorted(_registry())
 
 
 def get_backend(name: str) -> Backend:
     """Import and instantiate a backend by name; clear errors for unknown or uninstalled."""
-    if name not in REGISTRY:
+    registry = _registry()
+    if name not in registry:
         raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(backend_names())}")
-    target, extra = REGISTRY[name]
+    target, extra = registry[name]
     module_name, cls_name = target.split(":")
     try:
         module = importlib.import_module(module_name)

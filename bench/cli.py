@@ -57,6 +57,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="pretrained-weight cache (env BENCH_CACHE_DIR)")
     p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
+    p.add_argument("--timeout", type=float, help="per-run time limit in seconds (the run is recorded as failed)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run configurations in this process instead of one subprocess each")
     p.add_argument("--resume", action="store_true",
                    help="skip configurations that already have an ok record (same config hash) in --out")
     p.add_argument("--no-progress", action="store_true")
@@ -130,6 +133,7 @@ def _finished_hashes(out: Path) -> dict[str, Path]:
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import render_table
     from .results import load_records
+    from .isolate import execute_isolated
     from .runner import execute
 
     configs = build_configs(args)
@@ -145,8 +149,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         print(f"[{i}/{len(configs)}] {config.backend} {config.model} {config.experiment} "
               f"{config.arm} strategy={config.strategy} seed={config.seed}", flush=True)
-        rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,
-                      progress=not args.no_progress, skip_bad_images=args.skip_bad_images)
+        if args.in_process:
+            rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,
+                          progress=not args.no_progress, skip_bad_images=args.skip_bad_images)
+        else:
+            rec = execute_isolated(config, args.out, timeout=args.timeout, cache_dir=args.cache_dir,
+                                   data_root=args.data_root, progress=not args.no_progress,
+                                   skip_bad_images=args.skip_bad_images)
         if rec["status"] != "ok":
             print(f"  {rec['status']}: {rec['error']}", file=sys.stderr)
         else:
@@ -200,12 +209,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Internal: the child side of ``bench run`` (one config, given as JSON)."""
+    import json
+
+    from .results import write_json_atomic
+    from .runner import execute
+
+    config = RunConfig.from_json(json.loads(args.config))
+    try:
+        rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,
+                      progress=not args.no_progress, skip_bad_images=args.skip_bad_images)
+    except BenchError as e:
+        write_json_atomic(args.result_file, {"user_error": str(e)})
+        return 2
+    write_json_atomic(args.result_file, {"path": rec["path"]})
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train fine-tuned and scratch arms, write one record per run")
     _add_run_args(run)
     run.set_defaults(func=cmd_run)
+    ex = sub.add_parser("_exec")  # internal: one isolated run
+    ex.add_argument("config")
+    ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--result-file", type=Path, required=True)
+    ex.add_argument("--cache-dir", type=Path)
+    ex.add_argument("--data-root", type=Path)
+    ex.add_argument("--no-progress", action="store_true")
+    ex.add_argument("--skip-bad-images", action="store_true")
+    ex.set_defaults(func=cmd_exec)
     lst = sub.add_parser("list", help="backends, models, experiments, datasets, strategies")
     lst.set_defaults(func=cmd_list)
     rep = sub.add_parser("report", help="tables from result records")

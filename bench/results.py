@@ -27,7 +27,8 @@ def utc_now() -> str:
 def record_filename(record: dict) -> str:
     c = record["config"]
     stamp = record["created"].replace(":", "").replace("-", "")
-    return f"{stamp}_{c['backend']}_{c['experiment']}_{c['arm']}_{c['strategy']}_s{c['seed']}_{record['config_hash']}.json"
+    # run_id = config hash + millisecond clock: two runs of one config never share a name
+    return f"{stamp}_{c['backend']}_{c['experiment']}_{c['arm']}_{c['strategy']}_s{c['seed']}_{record['run_id']}.json"
 
 
 def write_json_atomic(path: Path, data: dict) -> Path:

@@ -39,5 +39,7 @@ def image_folder(tmp_path) -> Path:
 @pytest.fixture
 def fake_backend(monkeypatch):
     monkeypatch.setitem(base.REGISTRY, "fake", ("tests.fake_backend:FakeBackend", "none"))
+    monkeypatch.setenv("BENCH_BACKENDS", "fake=tests.fake_backend:FakeBackend")  # for child processes
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     monkeypatch.setitem(architectures.ARCHITECTURES, "fake_mlp", {"fake": FAKE_TABLE})
     return "fake"

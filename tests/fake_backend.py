@@ -6,15 +6,25 @@ runner's plumbing is exercised for real.
 """
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import numpy as np
 
 from backends.base import Backend, LoadReport, Model, OptimConfig
-from bench.architectures import ArchTable
+from bench.architectures import ARCHITECTURES, ArchTable
 
 FAKE_TABLE = ArchTable("fake_mlp", {
     "stem": ("stem.",), "stage1": ("stage1.",), "stage2": ("stage2.",),
     "stage3": ("stage3.",), "stage4": ("stage4.",), "head": ("head.",),
 })
+
+
+# Fault injection for the isolation tests (read in the child process):
+# FAKE_FAULT=crash|kill|hang|nan, FAKE_FAULT_STEP=N (default 2).
+FAULT = os.environ.get("FAKE_FAULT")
+FAULT_STEP = int(os.environ.get("FAKE_FAULT_STEP", "2"))
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -67,6 +77,15 @@ class FakeModel(Model):
 
     def train_step(self, x, y):
         self.steps += 1
+        if FAULT and self.steps == FAULT_STEP:
+            if FAULT == "crash":
+                os._exit(3)
+            if FAULT == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if FAULT == "hang":
+                time.sleep(3600)
+            if FAULT == "nan":
+                self.diverge_after = 0
         h, logits = self._forward(x)
         p = np.exp(logits - logits.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
@@ -113,3 +132,6 @@ class FakeBackend(Backend):
                      image_size=224, mode="graph"):
         FakeBackend.last_model = FakeModel(num_classes, seed)
         return FakeBackend.last_model
+
+
+ARCHITECTURES.setdefault("fake_mlp", {"fake": FAKE_TABLE})
