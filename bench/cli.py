@@ -209,6 +209,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import render_compare
+    from .results import load_records
+
+    print(render_compare(load_records([args.a]), load_records([args.b]), args.format))
+    return 0
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     """Internal: the child side of ``bench run`` (one config, given as JSON)."""
     import json
@@ -233,6 +241,11 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train fine-tuned and scratch arms, write one record per run")
     _add_run_args(run)
     run.set_defaults(func=cmd_run)
+    cmp_ = sub.add_parser("compare", help="ratios between two record files or folders, with significance")
+    cmp_.add_argument("a", type=Path)
+    cmp_.add_argument("b", type=Path)
+    cmp_.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    cmp_.set_defaults(func=cmd_compare)
     ex = sub.add_parser("_exec")  # internal: one isolated run
     ex.add_argument("config")
     ex.add_argument("--out", type=Path, required=True)

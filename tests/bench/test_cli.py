@@ -62,3 +62,26 @@ def test_resume_skips_finished_configurations(fake_backend, image_folder, tmp_pa
     assert main(argv + ["--resume"]) == 0
     assert len(list(out.glob("*.json"))) == 2  # only seed 1 ran again
     assert "skip (--resume)" in capsys.readouterr().out
+
+
+def test_compare_flags_a_real_slowdown(fake_backend, image_folder, tmp_path, capsys, monkeypatch):
+    import time
+
+    from tests.fake_backend import FakeModel
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+            "--pretrained", "none", "--epochs", "4", "--batch-size", "4", "--image-size", "8",
+            "--arms", "scratch", "--no-progress", "--in-process"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 0
+    slow = FakeModel.train_step
+
+    def slowed(self, x, y):
+        time.sleep(0.02)
+        return slow(self, x, y)
+
+    monkeypatch.setattr(FakeModel, "train_step", slowed)
+    assert main(argv + ["--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 0
+    slow_row = [l for l in capsys.readouterr().out.splitlines() if "scratch" in l][0]
+    assert slow_row.rstrip().endswith("x *")  # slower, and beyond the noise
