@@ -1,0 +1,49 @@
+"""Accuracy gate: a short fixed-seed run of the default experiment must land within
+the seed-to-seed spread measured in the published records (results/runs).
+
+Tolerance = 3 sample standard deviations of the published seeds of the same
+configuration (never a guessed number); skipped when fewer than 3 are published.
+
+Run:  pytest tests/benchmarks/test_accuracy_gate.py -m bench
+"""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.experiments import get_experiment
+from bench.results import load_records
+from bench.runner import execute
+
+pytestmark = pytest.mark.bench
+
+PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "runs"
+BACKENDS = [b for b in ("mxnet", "mindspore") if importlib.util.find_spec(b)]
+
+
+def published_finals(config) -> list[float]:
+    if not PUBLISHED.is_dir():
+        return []
+    finals = []
+    for rec in load_records([PUBLISHED]):
+        c = rec["config"]
+        if rec["status"] == "ok" and c["backend"] == config.backend and \
+                config.replace(seed=c["seed"]).config_hash() == rec["config_hash"]:
+            finals.append(rec["accuracy"]["final"])
+    return finals
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_default_finetune_accuracy_within_published_spread(backend, tmp_path):
+    exp = get_experiment("digits-transfer")
+    config = exp.arm_config(backend, "finetune", exp.strategy, seed=0)
+    finals = published_finals(config)
+    if len(finals) < 3:
+        pytest.skip(f"fewer than 3 published seeds for {backend} {config.strategy}")
+    mean, sd = float(np.mean(finals)), float(np.std(finals, ddof=1))
+    rec = execute(config, tmp_path / "out", progress=False)
+    assert rec["status"] == "ok", rec["error"]
+    got = rec["accuracy"]["final"]
+    assert abs(got - mean) <= 3 * sd, (
+        f"{backend}: top-1 {got:.3f} outside published {mean:.3f} ± 3×{sd:.3f} (n={len(finals)})")
