@@ -100,3 +100,27 @@ def test_native_loader_matches_shared_shapes_and_labels(backend, image_folder):
     train = list(backend.native_loader(read_image_folder(image_folder, "train"), train=True,
                                        image_size=8, batch_size=5, seed=0))
     assert len(train) == 2 and train[0][0].shape == (5, 3, 8, 8)
+
+
+@pytest.mark.parametrize("arch,features", [("resnet50", 2048), ("densenet121", 1024)])
+def test_larger_architectures_linear_probe_counts(backend, arch, features):
+    m = backend.create_model(arch, 2, image_size=pc.SIZE)
+    m.configure(make_plan("linear-probe"), OptimConfig(lr=0.01))
+    assert m.param_counts()["trainable"] == features * 2 + 2
+    assert m.predict(pc.batch(n=2)[0]).shape == (2, 2)
+
+
+def test_pynative_mode_runs_through_the_cli(image_folder, tmp_path):
+    """PyNative needs its own process (MindSpore's mode is per process): run the CLI."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--backend", "mindspore", "--mode", "pynative",
+                        "--data-dir", str(image_folder), "--pretrained", "none", "--arms", "scratch",
+                        "--epochs", "2", "--batch-size", "4", "--image-size", "32", "--out", str(out),
+                        "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (rec,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert rec["status"] == "ok" and rec["config"]["mode"] == "pynative"
+    assert rec["environment"]["frameworks"]["mindspore"] == "2.9.0"
