@@ -7,7 +7,7 @@ the MXNet backend (and vice versa).
 Contract (all arrays are numpy; every method returns only after the framework
 has finished the work, so wall-clock timing around a call is honest):
 
-- ``Backend.create_model(arch, num_classes, pretrained, device, seed, image_size)``
+- ``Backend.create_model(arch, num_classes, pretrained, device, seed, image_size, mode, stem)``
   builds a model whose classifier head is freshly Xavier-initialised;
   ``pretrained="zoo"`` loads the framework's ImageNet weights first.
 - ``Model.replace_head(n)`` swaps in a new Xavier-initialised head.
@@ -65,6 +65,15 @@ def check_complete(report: LoadReport, head_prefixes: tuple[str, ...], path, arc
             f"{path} does not fit model {arch}: {len(body_missing)} backbone parameters missing "
             f"(e.g. {', '.join(body_missing[:3])}); {report.loaded} loaded"
         )
+
+
+def check_stem(stem: str, pretrained: str | None, arch: str, supported) -> None:
+    if stem not in ("imagenet", "cifar"):
+        raise ConfigError(f"unknown stem {stem!r}; valid: imagenet, cifar")
+    if stem == "cifar" and arch not in supported:
+        raise ConfigError(f"--stem cifar is defined for {', '.join(sorted(supported))}, not {arch!r}")
+    if stem == "cifar" and pretrained == "zoo":
+        raise ConfigError("--stem cifar cannot load ImageNet zoo weights (their first conv is 7x7)")
 
 
 class Model(abc.ABC):
@@ -128,7 +137,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
-                     mode: str = "graph") -> Model: ...
+                     mode: str = "graph", stem: str = "imagenet") -> Model:
+        """``stem="cifar"``: 3x3 stride-1 first conv and no max-pool (ResNets), for 32 px inputs."""
 
     def runtime_settings(self) -> dict:
         """Environment knobs the backend set (threads, ISA caps), for the record."""

@@ -34,7 +34,7 @@ from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
 from bench.architectures import arch_table, models_for  # noqa: E402
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError  # noqa: E402
 
-from .base import Backend, LoadReport, Model, OptimConfig, check_complete  # noqa: E402
+from .base import Backend, LoadReport, Model, OptimConfig, check_complete, check_stem  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
@@ -302,10 +302,11 @@ class MindSporeBackend(Backend):
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
-                     mode: str = "graph") -> MindSporeModel:
+                     mode: str = "graph", stem: str = "imagenet") -> MindSporeModel:
         from mindcv.models import create_model
 
         table = arch_table(arch, "mindspore")
+        check_stem(stem, pretrained, arch, ("resnet18", "resnet50"))
         _set_context(device, mode)
         ms.set_seed(seed)
         np.random.seed(seed)
@@ -315,6 +316,9 @@ class MindSporeBackend(Backend):
             model.replace_head(num_classes)
             return model
         net = create_model(table.native_name, num_classes=num_classes, pretrained=False)
+        if stem == "cifar":
+            net.conv1 = nn.Conv2d(3, 64, 3, stride=1, pad_mode="pad", padding=1, weight_init="HeNormal")
+            net.max_pool = nn.Identity()
         model = MindSporeModel(net, arch, mode)
         model.replace_head(num_classes)  # Xavier head, as on every backend
         return model

@@ -19,7 +19,10 @@ from mxnet.gluon.model_zoo import vision
 from bench.architectures import arch_table, models_for
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
-from .base import Backend, LoadReport, Model, OptimConfig, check_complete
+from .base import Backend, LoadReport, Model, OptimConfig, check_complete, check_stem
+
+# --stem cifar: (index of the 7x7 conv, index of the max-pool) in ``net.features``
+CIFAR_STEM = {"resnet18": (0, 3), "resnet50": (0, 3), "resnet18_v2": (1, 4), "resnet50_v2": (1, 4)}
 
 
 def _context(device: str) -> mx.Context:
@@ -176,8 +179,9 @@ class GluonBackend(Backend):
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
-                     mode: str = "graph") -> GluonModel:
+                     mode: str = "graph", stem: str = "imagenet") -> GluonModel:
         table = arch_table(arch, "mxnet")
+        check_stem(stem, pretrained, arch, CIFAR_STEM)
         ctx = _context(device)
         mx.random.seed(seed)
         np.random.seed(seed)
@@ -187,5 +191,9 @@ class GluonBackend(Backend):
             model.replace_head(num_classes)
             return model
         net = vision.get_model(table.native_name, classes=num_classes)
+        if stem == "cifar":
+            conv, pool = CIFAR_STEM[arch]
+            net.features._children[str(conv)] = nn.Conv2D(64, 3, 1, 1, use_bias=False, in_channels=3)
+            net.features._children[str(pool)] = nn.HybridLambda(lambda F, x: x)
         net.initialize(mx.init.Xavier(), ctx=ctx)
         return GluonModel(net, arch, ctx, image_size, mode == "graph")

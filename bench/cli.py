@@ -46,6 +46,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", "--wd", type=float, dest="weight_decay")
     p.add_argument("--image-size", type=int, help="train crop / eval crop size in pixels")
     p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
+    p.add_argument("--stem", choices=["imagenet", "cifar"],
+                   help="ResNet stem: the zoo's 7x7/2 conv + max-pool, or CIFAR-style 3x3/1 conv and no pool")
     p.add_argument("--mode", choices=["graph", "pynative"],
                    help="graph: compiled step (MindSpore GRAPH_MODE, Gluon hybridize); pynative: eager")
     p.add_argument("--loader", choices=["shared", "native"], help="shared numpy pipeline or the framework's own")
@@ -99,7 +101,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
                   archive_checksum=args.archive_checksum or (_known_archive_checksum() if args.archive else None),
                   pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
-                  image_size=args.image_size, device=args.device, mode=args.mode, loader=args.loader,
+                  image_size=args.image_size, stem=args.stem, device=args.device, mode=args.mode, loader=args.loader,
                   target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
     if args.data_dir:
         common["dataset"] = "folder"

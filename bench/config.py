@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 
 ARMS = ("pretrain", "finetune", "scratch")
+# Fields added after records were first published: hashed only when not at their default.
+ADDED_LATER = {"stem": "imagenet"}
 DEVICES = ("cpu", "gpu", "ascend")
 
 
@@ -41,6 +43,7 @@ class RunConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-3
     image_size: int = 32
+    stem: str = "imagenet"                # imagenet (zoo default) | cifar (3x3/1 conv, no max-pool)
     crop_scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
     device: str = "cpu"
@@ -84,6 +87,9 @@ class RunConfig:
         """Hash of every field that changes the result (notes excluded), 12 hex chars."""
         d = self.to_json()
         d.pop("notes", None)
+        for name, default in ADDED_LATER.items():  # keep hashes of earlier records stable
+            if d.get(name) == default:
+                d.pop(name)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "RunConfig":

@@ -49,7 +49,7 @@ class Experiment:
         fields = dict(backend=target.backend, experiment=self.name, model=target.model,
                       arm="pretrain", strategy="full", pretrained="none",
                       image_size=target.image_size, device=target.device, mode=target.mode,
-                      loader=target.loader, archive=target.archive,
+                      loader=target.loader, stem=target.stem, archive=target.archive,
                       archive_checksum=target.archive_checksum, seed=0)
         fields.update(self.pretrain)
         return RunConfig(**fields)

@@ -199,7 +199,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         model = backend.create_model(config.model, len(train.classes),
                                      pretrained="zoo" if weights == "zoo" else None,
                                      device=config.device, seed=config.seed,
-                                     image_size=config.image_size, mode=config.mode)
+                                     image_size=config.image_size, mode=config.mode, stem=config.stem)
         if weights and weights != "zoo":
             origin["load"] = model.load_weights(weights).to_json()
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))

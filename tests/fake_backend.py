@@ -129,7 +129,7 @@ class FakeBackend(Backend):
         return ["fake_mlp"]
 
     def create_model(self, arch, num_classes, *, pretrained=None, device="cpu", seed=0,
-                     image_size=224, mode="graph"):
+                     image_size=224, mode="graph", stem="imagenet"):
         FakeBackend.last_model = FakeModel(num_classes, seed)
         return FakeBackend.last_model
 

@@ -124,3 +124,10 @@ def test_pynative_mode_runs_through_the_cli(image_folder, tmp_path):
     (rec,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
     assert rec["status"] == "ok" and rec["config"]["mode"] == "pynative"
     assert rec["environment"]["frameworks"]["mindspore"] == "2.9.0"
+
+
+def test_cifar_stem(backend):
+    m = backend.create_model(ARCH, 3, image_size=pc.SIZE, stem="cifar")
+    assert m.named_parameters()["conv1.weight"].shape == (64, 3, 3, 3)
+    m.configure(make_plan("full"), OptimConfig(lr=0.01))
+    assert np.isfinite(m.train_step(*pc.batch())[0])

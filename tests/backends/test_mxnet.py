@@ -63,3 +63,12 @@ def test_gpu_absent_is_clear(backend):
         backend.create_model(ARCH, 3, device="gpu")
     with pytest.raises(BackendUnavailable, match="ascend"):
         backend.create_model(ARCH, 3, device="ascend")
+
+
+def test_cifar_stem_keeps_resolution(backend):
+    m = backend.create_model(ARCH, 3, image_size=pc.SIZE, stem="cifar")
+    assert m.named_parameters()["features.0.weight"].shape == (64, 3, 3, 3)
+    assert m.predict(pc.batch()[0]).shape == (8, 3)
+    from bench.errors import ConfigError
+    with pytest.raises(ConfigError, match="zoo"):
+        backend.create_model(ARCH, 3, pretrained="zoo", stem="cifar")

@@ -52,3 +52,13 @@ def test_atomic_write_keeps_old_file_when_serialisation_fails(tmp_path):
         write_json_atomic(p, {"a": Boom()})
     assert json.loads(p.read_text()) == {"a": 1}
     assert [q.name for q in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_fields_added_later_do_not_change_old_hashes():
+    c = RunConfig()
+    d = c.to_json()
+    d.pop("stem")
+    import hashlib
+    old = hashlib.sha256(json.dumps({k: v for k, v in d.items() if k != "notes"}, sort_keys=True).encode())
+    assert c.config_hash() == old.hexdigest()[:12]
+    assert c.replace(stem="cifar").config_hash() != c.config_hash()
