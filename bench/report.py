@@ -1,8 +1,8 @@
 """Tables from result records (never typed by hand): terminal, markdown or CSV.
 
 Records of the same configuration but different seeds are grouped: accuracy is
-shown as mean (± sd over seeds when n > 1) with the 95% interval of the single
-run (Wilson, over eval images) when n == 1.
+shown as mean ± sd over seeds with the 95% t interval of the mean when n > 1,
+and with the 95% Wilson interval over eval images when n == 1.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from .stats import difference_of_proportions, paired_difference
+from .stats import difference_of_proportions, paired_difference, t_quantile_975
 
 GROUP_KEYS = ("experiment", "dataset", "model", "backend", "arm", "strategy", "shots", "image_size")
 
@@ -25,7 +25,9 @@ def _fmt_acc(values: list[float], ci: list | None) -> str:
     if len(values) == 1:
         lo, hi = ci or (None, None)
         return f"{values[0]:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = t_quantile_975(len(values) - 1) * sd / np.sqrt(len(values))
+    return f"{mean:.3f} ± {sd:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
 
 
 def _median(values):

@@ -38,6 +38,7 @@ def test_run_and_report_with_fake_backend(fake_backend, image_folder, tmp_path, 
     assert main(["report", str(out), "--format", "markdown"]) == 0
     text = capsys.readouterr().out
     assert "linear-probe" in text and "### Measured on" in text
+    assert "| top-1 (final)" in text and "### Fine-tuned minus scratch" in text
 
 
 def test_module_entry_point_runs():

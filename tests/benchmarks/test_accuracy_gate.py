@@ -35,15 +35,19 @@ def published_finals(config) -> list[float]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_default_finetune_accuracy_within_published_spread(backend, tmp_path):
+def test_default_finetune_accuracy_within_published_spread(benchmark, backend, tmp_path):
     exp = get_experiment("digits-transfer")
     config = exp.arm_config(backend, "finetune", exp.strategy, seed=0)
     finals = published_finals(config)
     if len(finals) < 3:
         pytest.skip(f"fewer than 3 published seeds for {backend} {config.strategy}")
     mean, sd = float(np.mean(finals)), float(np.std(finals, ddof=1))
-    rec = execute(config, tmp_path / "out", progress=False)
+    rec = benchmark.pedantic(execute, args=(config, tmp_path / "out"), kwargs={"progress": False},
+                             rounds=1, iterations=1)
     assert rec["status"] == "ok", rec["error"]
     got = rec["accuracy"]["final"]
+    benchmark.extra_info.update(top1=got, published_mean=mean, published_sd=sd, n_published=len(finals),
+                                train_s=rec["curve"][-1]["cum_train_s"],
+                                step_median_ms=rec["timing"]["steady"].get("median_ms"))
     assert abs(got - mean) <= 3 * sd, (
         f"{backend}: top-1 {got:.3f} outside published {mean:.3f} ± 3×{sd:.3f} (n={len(finals)})")
