@@ -27,7 +27,7 @@ def _fmt_acc(values: list[float], ci: list | None) -> str:
         return f"{values[0]:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{values[0]:.3f}"
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     half = t_quantile_975(len(values) - 1) * sd / np.sqrt(len(values))
-    return f"{mean:.3f} ± {sd:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
+    return f"{mean:.3f} ± {sd:.3f} [{max(0.0, mean - half):.3f}, {min(1.0, mean + half):.3f}]"
 
 
 def _median(values):
