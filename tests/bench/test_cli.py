@@ -86,3 +86,20 @@ def test_compare_flags_a_real_slowdown(fake_backend, image_folder, tmp_path, cap
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 0
     slow_row = [l for l in capsys.readouterr().out.splitlines() if "scratch" in l][0]
     assert slow_row.rstrip().endswith("x *")  # slower, and beyond the noise
+
+
+def test_backend_without_its_framework_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_BACKENDS", "ghost=backends.ghost_backend:GhostBackend")
+    assert main(["run", "--backend", "ghost", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not importable" in err and 'pip install -e ".[ghost]"' in err
+
+
+def test_unknown_dataset_and_model_list_valid_ones(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out"), "--no-progress", "--in-process"]
+    assert main(["run", "--dataset", "imagenet-21k", *out]) == 2
+    assert "unknown dataset 'imagenet-21k'" in capsys.readouterr().err
+    assert main(["run", "--model", "vgg99", *out]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'vgg99'" in err and "resnet18" in err
+    assert not (tmp_path / "out").exists()  # bad input writes no record
