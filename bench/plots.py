@@ -30,10 +30,14 @@ def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
             c = r["config"]
             curves[(c["backend"], c["strategy"])].append([p["eval_acc"] for p in r["curve"]])
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        strategies = sorted({s for _, s in curves})
+        backends = sorted({b for b, _ in curves})
+        styles = ["-", "--", ":", "-."]
         for (backend, strategy), runs in sorted(curves.items()):
             n = min(len(x) for x in runs)
             mean = np.mean([x[:n] for x in runs], axis=0)
-            ax.plot(range(1, n + 1), mean, marker="o", ls="-" if backend == "mxnet" else "--",
+            ax.plot(range(1, n + 1), mean, marker="o", color=f"C{strategies.index(strategy) % 10}",
+                    ls=styles[backends.index(backend) % len(styles)],
                     label=f"{backend} {strategy} (n={len(runs)})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("eval top-1 (mean over seeds)")
