@@ -15,35 +15,6 @@ def backend():
     return get_backend("mxnet")
 
 
-def test_head_replacement_with_checkpoint_filtering(backend, tmp_path):
-    pc.check_head_replacement_drops_old_head(backend, "mxnet", ARCH, tmp_path, ".params")
-
-
-def test_replace_head(backend):
-    pc.check_replace_head(backend, "mxnet", ARCH)
-
-
-def test_trainable_counts(backend):
-    counts = pc.check_trainable_counts(backend, "mxnet", ARCH)
-    assert counts == {"total": 11_178_051, "trainable": 512 * 3 + 3}  # ResNet-18, 3 classes
-
-
-def test_param_groups(backend):
-    pc.check_param_groups(backend, "mxnet", ARCH)
-
-
-def test_train_step_reduces_loss(backend):
-    pc.check_train_step_reduces_loss(backend, ARCH)
-
-
-def test_frozen_stay_frozen(backend):
-    pc.check_frozen_stay_frozen(backend, "mxnet", ARCH)
-
-
-def test_save_load_roundtrip(backend, tmp_path):
-    pc.check_save_load_roundtrip(backend, ARCH, tmp_path, ".params")
-
-
 def test_v2_d2l_model_builds(backend):
     m = backend.create_model("resnet18_v2", 2, image_size=pc.SIZE)
     assert m.predict(pc.batch()[0]).shape == (8, 2)
