@@ -205,21 +205,13 @@ class MindSporeModel(Model):
     def param_groups(self) -> dict[str, list[str]]:
         if self.optimizer is None:
             return {}
+        # the lr the optimizer actually holds for each parameter: read back, not recomputed
+        opt = self.optimizer
+        lrs = opt.learning_rate if opt.is_group_lr else [opt.learning_rate] * len(opt.parameters)
         groups: dict[str, list[str]] = {}
-        base = self.optim.lr
-        for name, p in self._params().items():
-            if p.requires_grad:
-                stage_lr = self._group_lr(p)
-                groups.setdefault(f"{stage_lr if stage_lr is not None else base:.6g}", []).append(name)
+        for p, lr in zip(opt.parameters, lrs):
+            groups.setdefault(f"{float(lr.asnumpy()):.6g}", []).append(p.name)
         return groups
-
-    def _group_lr(self, param) -> float | None:
-        """The lr the optimizer actually holds for ``param`` (read back, not recomputed)."""
-        for i, p in enumerate(self.optimizer.parameters):
-            if p is param or p.name == param.name:
-                lr = self.optimizer.learning_rate[i] if self.optimizer.is_group_lr else self.optimizer.learning_rate
-                return float(lr.asnumpy())
-        return None
 
 
 class NativeLoader:
@@ -237,14 +229,10 @@ class NativeLoader:
         self.crop_scale = tuple(crop_scale)
         self.hflip = hflip
 
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.train else -(-n // self.batch_size)
-
     def _pipeline(self):
         import mindspore.dataset as mds
         import mindspore.dataset.vision as vision
-        from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+        from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
 
         samples = self.dataset.samples
 
@@ -261,7 +249,7 @@ class NativeLoader:
             if self.hflip:
                 ops.append(vision.RandomHorizontalFlip())
         else:
-            ops = [vision.Decode(), vision.Resize(int(round(self.image_size * 256 / 224))),
+            ops = [vision.Decode(), vision.Resize(EvalTransform(self.image_size).resize_to),
                    vision.CenterCrop(self.image_size)]
         ops += [vision.Normalize(mean=(IMAGENET_MEAN * 255).tolist(), std=(IMAGENET_STD * 255).tolist()),
                 vision.HWC2CHW()]

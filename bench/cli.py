@@ -121,33 +121,28 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     return configs
 
 
-def _finished_hashes(out: Path) -> dict[str, Path]:
-    """config hash -> record path of every ok record already in ``out``."""
+def _finished_records(out: Path) -> dict[str, dict]:
+    """config hash -> an ok record already in ``out``."""
     from .results import read_record
-    found = {}
-    for path in sorted(Path(out).glob("*.json")) if Path(out).is_dir() else []:
-        rec = read_record(path)
-        if rec.get("status") == "ok":
-            found[rec["config_hash"]] = path
-    return found
+    records = [read_record(p) for p in sorted(Path(out).glob("*.json"))] if Path(out).is_dir() else []
+    return {r["config_hash"]: r for r in records if r.get("status") == "ok"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report import render_table
-    from .results import load_records
     from .isolate import execute_isolated
+    from .report import render_table
     from .runner import execute
 
     configs = build_configs(args)
     from backends.base import get_backend
     for name in {c.backend for c in configs}:
         get_backend(name)  # fail fast on an unknown or uninstalled backend
-    done = _finished_hashes(args.out) if args.resume else {}
+    done = _finished_records(args.out) if args.resume else {}
     records = []
     for i, config in enumerate(configs, 1):
         if config.config_hash() in done:
-            print(f"[{i}/{len(configs)}] skip (--resume): {done[config.config_hash()]}")
-            records.append(load_records([done[config.config_hash()]])[0])
+            print(f"[{i}/{len(configs)}] skip (--resume): ok record {done[config.config_hash()]['run_id']}")
+            records.append(done[config.config_hash()])
             continue
         print(f"[{i}/{len(configs)}] {config.backend} {config.model} {config.experiment} "
               f"{config.arm} strategy={config.strategy} seed={config.seed}", flush=True)

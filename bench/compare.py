@@ -8,22 +8,14 @@ side, Welch/t over seeds otherwise).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
 from tabulate import tabulate
 
+from .report import group_records
 from .stats import difference_of_proportions, t_quantile_975
 
 KEY = ("experiment", "dataset", "model", "backend", "arm", "strategy", "shots", "image_size", "batch_size")
-
-
-def _groups(records):
-    g = defaultdict(list)
-    for r in records:
-        if r.get("status") == "ok" and r["config"]["arm"] != "pretrain":
-            g[tuple(r["config"].get(k) for k in KEY)].append(r)
-    return g
 
 
 def _accuracy_change(a: list[dict], b: list[dict]) -> tuple[float, bool]:
@@ -57,7 +49,7 @@ def _step_change(a: list[dict], b: list[dict]) -> tuple[float | None, bool]:
 
 
 def compare_rows(before: list[dict], after: list[dict]) -> list[list]:
-    ga, gb = _groups(before), _groups(after)
+    ga, gb = group_records(before, KEY), group_records(after, KEY)
     rows = []
     for key in sorted(set(ga) & set(gb), key=lambda k: tuple(map(str, k))):
         a, b = ga[key], gb[key]

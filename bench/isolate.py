@@ -48,7 +48,7 @@ def execute_isolated(config: RunConfig, out_dir: Path, *, timeout: float | None 
             proc = subprocess.Popen(cmd, stderr=err, start_new_session=True)
             try:
                 code = proc.wait(timeout=timeout)
-                reason = None if code == 0 or result_file.exists() else _describe_exit(code)
+                reason = None if result_file.exists() else _describe_exit(code)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()

@@ -16,9 +16,13 @@ from .stats import difference_of_proportions, paired_difference, t_quantile_975
 GROUP_KEYS = ("experiment", "dataset", "model", "backend", "arm", "strategy", "shots", "image_size")
 
 
-def _group_key(rec: dict) -> tuple:
-    c = rec["config"]
-    return tuple(c.get(k) for k in GROUP_KEYS)
+def group_records(records: list[dict], keys=GROUP_KEYS) -> dict[tuple, list[dict]]:
+    """Ok, non-pretrain records grouped by the config values of ``keys`` (seeds together)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for rec in records:
+        if rec.get("status") == "ok" and rec["config"]["arm"] != "pretrain":
+            groups[tuple(rec["config"].get(k) for k in keys)].append(rec)
+    return groups
 
 
 def _fmt_acc(values: list[float], ci: list | None) -> str:
@@ -41,12 +45,8 @@ def _fmt(value, spec: str) -> str:
 
 def summary_rows(records: list[dict]) -> list[dict]:
     """One row per configuration (seeds grouped), ok runs only."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for rec in records:
-        if rec.get("status") == "ok" and rec["config"]["arm"] != "pretrain":
-            groups[_group_key(rec)].append(rec)
     rows = []
-    for key, recs in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+    for key, recs in sorted(group_records(records).items(), key=lambda kv: tuple(str(k) for k in kv[0])):
         row = dict(zip(GROUP_KEYS, key))
         finals = [r["accuracy"]["final"] for r in recs]
         steady = [r["timing"].get("steady", {}) for r in recs]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bench.errors import DatasetError
 
-from .download import download, extract, file_digest, parse_checksum
+from .download import download, extract, parse_checksum, verify_checksum
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -76,9 +76,7 @@ def prepare_archive(source: str, data_root: Path, checksum: str | None) -> Path:
         path = Path(source)
         if not path.is_file():
             raise DatasetError(f"--archive {source}: no such file")
-        actual = file_digest(path, algo)
-        if actual != hexdigest:
-            raise DatasetError(f"--archive {path}: {algo} is {actual}, expected {hexdigest}")
+        verify_checksum(path, checksum, delete=False)
     extract(path, root)
     folder = root / subdir
     missing = [s for s in ("train", "test") if not (folder / s).is_dir()]

@@ -39,18 +39,21 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
     return algo, hexdigest.lower()
 
 
-def verify_checksum(path: Path, checksum: str) -> None:
-    """Raise DownloadError (and delete ``path``) when its digest differs from ``checksum``."""
+def verify_checksum(path: Path, checksum: str, *, delete: bool = True) -> None:
+    """Raise DownloadError when ``path`` is empty or its digest differs from ``checksum``;
+    a downloaded file is deleted (``delete``), a user's own file is left alone."""
     if path.stat().st_size == 0:
-        path.unlink()
-        raise DownloadError(f"{path} is empty (0 bytes); deleted it, download again")
+        if delete:
+            path.unlink()
+        raise DownloadError(f"{path} is empty (0 bytes)" + ("; deleted it, download again" if delete else ""))
     algo, expected = parse_checksum(checksum)
     actual = file_digest(path, algo)
     if actual != expected:
-        path.unlink()
+        if delete:
+            path.unlink()
         raise DownloadError(
-            f"checksum mismatch for {path}: expected {algo} {expected}, got {actual}; "
-            "the file was deleted"
+            f"checksum mismatch for {path}: expected {algo} {expected}, got {actual}"
+            + ("; the file was deleted" if delete else "")
         )
 
 
