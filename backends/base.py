@@ -11,8 +11,12 @@ has finished the work, so wall-clock timing around a call is honest):
   builds a model whose classifier head is freshly Xavier-initialised;
   ``pretrained="zoo"`` loads the framework's ImageNet weights first.
 - ``Model.replace_head(n)`` swaps in a new Xavier-initialised head.
-- ``Model.load_weights(path)`` loads a checkpoint; head parameters whose shape
-  differs (and optimizer state of the old head) are dropped and reported.
+- ``Model.load_weights(path)`` loads a checkpoint, canonical (``.npz``, see
+  ``bench/weights.py``) or the framework's own format; head parameters whose
+  shape differs (and optimizer state of the old head) are dropped and reported.
+  ``Model.save_weights(path)`` writes canonical weights for an ``.npz`` path.
+  Backends implement only ``_read_native``/``_write_native``/``_assign``; the
+  checks (which tensors load, which are dropped and why) are shared here.
 - ``Model.configure(plan, optim)`` applies a ``bench.strategies.Plan``:
   freezing (weights and BN statistics) and per-stage lr multipliers; builds the optimizer.
 - ``Model.train_step(x, y) -> (mean loss, n correct)``; ``Model.predict(x) -> logits``.
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench import weights as canonical
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
 # name -> ("module:Class", pip extra that installs its framework)
@@ -77,16 +82,73 @@ def check_stem(stem: str, pretrained: str | None, arch: str, supported) -> None:
 
 
 class Model(abc.ABC):
-    """A model of one backend, with its optimizer once configured."""
+    """A model of one backend, with its optimizer once configured.
+
+    Subclasses set ``arch`` and ``table`` (its ``bench.architectures.ArchTable``).
+    """
+
+    arch: str
+    table: object
+    optimizer_state_prefixes: tuple[str, ...] = ("moments.",)  # checkpoint names never loaded
+    optimizer_state_names: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def replace_head(self, num_classes: int) -> None: ...
 
     @abc.abstractmethod
-    def load_weights(self, path: str) -> LoadReport: ...
+    def _read_native(self, path: str) -> dict[str, np.ndarray]:
+        """Every tensor of a checkpoint in the framework's own format, by name."""
 
     @abc.abstractmethod
-    def save_weights(self, path: str) -> None: ...
+    def _write_native(self, path: str) -> None:
+        """Write the framework's own checkpoint atomically."""
+
+    @abc.abstractmethod
+    def _assign(self, values: dict[str, np.ndarray]) -> None:
+        """Set parameters (structural names, shapes already checked) to these values."""
+
+    def load_weights(self, path: str) -> LoadReport:
+        if canonical.is_canonical_path(path):
+            meta, state = canonical.read_canonical(path)
+            if meta["arch"] != self.arch:
+                raise CheckpointError(f"{path} holds canonical weights of {meta['arch']!r}, "
+                                      f"the model is {self.arch!r}")
+            saved = canonical.from_canonical(self.table, state, self.named_parameters())
+        else:
+            saved = self._read_native(path)
+        return self._load_state(saved, path)
+
+    def save_weights(self, path: str, source: dict | None = None) -> None:
+        if canonical.is_canonical_path(path):
+            state = canonical.to_canonical(self.table, self.named_parameters())
+            canonical.write_canonical(path, self.arch, state, source)
+        else:
+            self._write_native(path)
+
+    def _load_state(self, saved: dict[str, np.ndarray], path) -> LoadReport:
+        report = LoadReport(loaded=0)
+        own = {n: v.shape for n, v in self.named_parameters().items()}
+        head = self.table.head_prefixes
+        keep = {}
+        for name, value in saved.items():
+            shape = tuple(np.shape(value))
+            if name.startswith(self.optimizer_state_prefixes) or name in self.optimizer_state_names:
+                report.dropped.append(f"{name} (optimizer state)")
+            elif name not in own:
+                report.dropped.append(f"{name} (not in model)")
+            elif shape != tuple(own[name]):
+                if not name.startswith(head):
+                    raise CheckpointError(
+                        f"{path}: parameter {name} has shape {shape}, model {self.arch} expects "
+                        f"{tuple(own[name])}; the checkpoint is for a different architecture")
+                report.dropped.append(f"{name} (head: checkpoint {shape}, model {tuple(own[name])})")
+            else:
+                keep[name] = np.asarray(value)
+        self._assign(keep)
+        report.loaded = len(keep)
+        report.missing = sorted(n for n in own if n not in keep)
+        check_complete(report, head, path, self.arch)
+        return report
 
     @abc.abstractmethod
     def configure(self, plan, optim: OptimConfig) -> None: ...
@@ -108,6 +170,15 @@ class Model(abc.ABC):
     def param_groups(self) -> dict[str, list[str]]:
         """Effective lr (as a string, e.g. ``"0.1"``) -> names of the trainable parameters at it."""
 
+    @abc.abstractmethod
+    def weight_decay_groups(self) -> dict[str, list[str]]:
+        """Effective weight decay (as a string) -> names of the trainable parameters it applies to.
+
+        Read back from the optimizer: MindSpore's default (ungrouped) optimizer skips
+        names containing ``gamma``/``beta``, Gluon decays every parameter unless its
+        ``wd_mult`` says otherwise; the suite decays every trainable parameter on both.
+        """
+
     def param_counts(self) -> dict[str, int]:
         """Scalar counts of learnable weights (BN running statistics excluded)."""
         values = self.named_parameters()
@@ -125,7 +196,6 @@ def _is_running_stat(name: str) -> bool:
 
 class Backend(abc.ABC):
     name: str = ""
-    weights_suffix: str = ".weights"  # file extension the framework's checkpoint reader insists on
 
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:

@@ -34,7 +34,7 @@ from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
 from bench.architectures import arch_table, models_for  # noqa: E402
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError  # noqa: E402
 
-from .base import Backend, LoadReport, Model, OptimConfig, check_complete, check_stem  # noqa: E402
+from .base import Backend, Model, OptimConfig, check_stem  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
@@ -109,36 +109,22 @@ class MindSporeModel(Model):
             setattr(owner, leaf, head)
         self._sync_names()
 
-    def load_weights(self, path: str) -> LoadReport:
+    optimizer_state_prefixes = OPTIMIZER_STATE_PREFIXES
+    optimizer_state_names = OPTIMIZER_SCALARS
+
+    def _read_native(self, path: str) -> dict[str, np.ndarray]:
         try:
             saved = ms.load_checkpoint(str(path))
         except (ValueError, RuntimeError, OSError) as e:
             raise CheckpointError(f"cannot read MindSpore checkpoint {path}: {str(e).splitlines()[0]}") from None
-        report = LoadReport(loaded=0)
-        own = self._params()
-        head = self.table.head_prefixes
-        keep = {}
-        for name, value in saved.items():
-            if name.startswith(OPTIMIZER_STATE_PREFIXES) or name in OPTIMIZER_SCALARS:
-                report.dropped.append(f"{name} (optimizer state)")
-            elif name not in own:
-                report.dropped.append(f"{name} (not in model)")
-            elif tuple(value.shape) != tuple(own[name].shape):
-                if not name.startswith(head):
-                    raise CheckpointError(
-                        f"{path}: parameter {name} has shape {tuple(value.shape)}, model {self.arch} "
-                        f"expects {tuple(own[name].shape)}; the checkpoint is for a different architecture")
-                report.dropped.append(f"{name} (head: checkpoint {tuple(value.shape)}, "
-                                      f"model {tuple(own[name].shape)})")
-            else:
-                keep[name] = value
-        not_loaded, _ = ms.load_param_into_net(self.net, keep, strict_load=False)
-        report.loaded = len(keep) - len(not_loaded)
-        report.missing = sorted(n for n in own if n not in keep)
-        check_complete(report, head, path, self.arch)
-        return report
+        return {name: value.asnumpy() for name, value in saved.items()}
 
-    def save_weights(self, path: str) -> None:
+    def _assign(self, values: dict[str, np.ndarray]) -> None:
+        params = self._params()
+        for name, value in values.items():
+            params[name].set_data(ms.Tensor(value, dtype=params[name].dtype))
+
+    def _write_native(self, path: str) -> None:
         tmp = f"{path}.tmp.ckpt"
         ms.save_checkpoint(self.net, tmp)
         os.replace(tmp, path)
@@ -214,6 +200,16 @@ class MindSporeModel(Model):
         return groups
 
 
+    def weight_decay_groups(self) -> dict[str, list[str]]:
+        if self.optimizer is None:
+            return {}
+        opt = self.optimizer
+        groups: dict[str, list[str]] = {}
+        for p, on, wd in zip(opt.parameters, opt.decay_flags, opt.weight_decay):
+            groups.setdefault(f"{float(wd.asnumpy()) if on else 0.0:.6g}", []).append(p.name)
+        return groups
+
+
 class NativeLoader:
     """``mindspore.dataset`` pipeline (MindSpore tutorials' transforms, C++ decode and ops)
     over the suite's file list, so --shots and --classes select the same images."""
@@ -265,7 +261,6 @@ class NativeLoader:
 
 class MindSporeBackend(Backend):
     name = "mindspore"
-    weights_suffix = ".ckpt"
 
     def versions(self) -> dict[str, str]:
         import mindcv
@@ -304,6 +299,11 @@ class MindSporeBackend(Backend):
             model.replace_head(num_classes)
             return model
         net = create_model(table.native_name, num_classes=num_classes, pretrained=False)
+        if arch.startswith("resnet"):
+            # MindCV pools with pad_mode="same": padding (0, 1) on 112 px, so the window
+            # sits one pixel off Gluon's and torchvision's symmetric padding of 1 and the
+            # same canonical weights give different logits. Pool as the canonical ResNet does.
+            net.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
         if stem == "cifar":
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, pad_mode="pad", padding=1, weight_init="HeNormal")
             net.max_pool = nn.Identity()

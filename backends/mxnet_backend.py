@@ -19,10 +19,28 @@ from mxnet.gluon.model_zoo import vision
 from bench.architectures import arch_table, models_for
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
-from .base import Backend, LoadReport, Model, OptimConfig, check_complete, check_stem
+from .base import Backend, Model, OptimConfig, check_stem
 
 # --stem cifar: (index of the 7x7 conv, index of the max-pool) in ``net.features``
 CIFAR_STEM = {"resnet18": (0, 3), "resnet50": (0, 3), "resnet18_v2": (1, 4), "resnet50_v2": (1, 4)}
+
+
+def _to_resnet_v1_5(net: nn.HybridBlock) -> None:
+    """Make Gluon's zoo ResNet-50 v1 the canonical ResNet-50 (torchvision, MindCV): v1.5.
+
+    Gluon's BottleneckV1 strides in its first 1x1 conv and gives the 1x1 convs a
+    bias; v1.5 strides in the 3x3 conv and has no conv biases. Without this the
+    same canonical weights would compute different functions on the two backends.
+    """
+    for stage in net.features._children.values():
+        for block in getattr(stage, "_children", {}).values():
+            if isinstance(block, vision.BottleneckV1):
+                body = block.body._children
+                stride = body["0"]._kwargs["stride"]
+                mid, out = body["0"]._channels, body["6"]._channels
+                body["0"] = nn.Conv2D(mid, 1, use_bias=False)
+                body["3"] = nn.Conv2D(mid, 3, stride, 1, use_bias=False)
+                body["6"] = nn.Conv2D(out, 1, use_bias=False)
 
 
 def _context(device: str) -> mx.Context:
@@ -70,40 +88,23 @@ class GluonModel(Model):
         self.net.output = head
         self._materialize()
 
-    def load_weights(self, path: str) -> LoadReport:
+    optimizer_state_prefixes = ("moments.", "optimizer.")
+
+    def _read_native(self, path: str) -> dict[str, np.ndarray]:
         try:
             saved = nd.load(str(path))
         except mx.base.MXNetError as e:
             raise CheckpointError(f"cannot read MXNet weights {path}: {str(e).splitlines()[0]}") from None
         if not isinstance(saved, dict):
             raise CheckpointError(f"{path} holds no named parameters")
-        report = LoadReport(loaded=0)
-        head = self.table.head_prefixes
-        for name, value in saved.items():
-            if name.startswith(("moments.", "optimizer.")):
-                report.dropped.append(f"{name} (optimizer state)")
-        own = self._params()
-        for name, param in own.items():
-            if name not in saved:
-                report.missing.append(name)
-                continue
-            value = saved[name]
-            if value.shape != param.shape:
-                if name.startswith(head):
-                    report.dropped.append(f"{name} (head: checkpoint {value.shape}, model {param.shape})")
-                    continue
-                raise CheckpointError(
-                    f"{path}: parameter {name} has shape {value.shape}, model {self.arch} expects "
-                    f"{param.shape}; the checkpoint is for a different architecture"
-                )
-            param.set_data(value.as_in_context(self.ctx))
-            report.loaded += 1
-        unexpected = sorted(set(saved) - set(own))
-        report.dropped.extend(f"{n} (not in model)" for n in unexpected if not n.startswith(("moments.", "optimizer.")))
-        check_complete(report, head, path, self.arch)
-        return report
+        return {name: value.asnumpy() for name, value in saved.items()}
 
-    def save_weights(self, path: str) -> None:
+    def _assign(self, values: dict[str, np.ndarray]) -> None:
+        params = self._params()
+        for name, value in values.items():
+            params[name].set_data(nd.array(value, ctx=self.ctx, dtype=params[name].dtype))
+
+    def _write_native(self, path: str) -> None:
         d = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
         os.close(fd)
@@ -164,9 +165,17 @@ class GluonModel(Model):
         return groups
 
 
+    def weight_decay_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        wd = self.optim.weight_decay if self.optim else 0.0
+        for n, p in self._params().items():
+            if p.grad_req != "null":
+                groups.setdefault(f"{wd * p.wd_mult:.6g}", []).append(n)
+        return groups
+
+
 class GluonBackend(Backend):
     name = "mxnet"
-    weights_suffix = ".params"
 
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}
@@ -186,11 +195,15 @@ class GluonBackend(Backend):
         mx.random.seed(seed)
         np.random.seed(seed)
         if pretrained == "zoo":
+            # resnet50: Gluon's ImageNet weights are for v1 (stride in the 1x1 conv), so the
+            # zoo model stays v1; canonical weights (v1.5) do not load into it.
             net = vision.get_model(table.native_name, pretrained=True, ctx=ctx)
             model = GluonModel(net, arch, ctx, image_size, mode == "graph")
             model.replace_head(num_classes)
             return model
         net = vision.get_model(table.native_name, classes=num_classes)
+        if arch == "resnet50":
+            _to_resnet_v1_5(net)
         if stem == "cifar":
             conv, pool = CIFAR_STEM[arch]
             net.features._children[str(conv)] = nn.Conv2D(64, 3, 1, 1, use_bias=False, in_channels=3)

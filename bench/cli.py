@@ -36,7 +36,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=_csv, help="keep only these classes, comma-separated")
     p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
     p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
-    p.add_argument("--pretrained", help="suite | imagenet | none | PATH to backend weights")
+    p.add_argument("--pretrained", help="suite | imagenet | none | PATH to weights "
+                   "(canonical .npz, or the backend's own .params/.ckpt)")
+    p.add_argument("--pretrain-backend", help="backend that runs the suite's pretrain step once, "
+                   "writing canonical weights every backend starts from (default: mxnet)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
@@ -99,7 +102,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
                   train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
                   classes=args.classes, archive=args.archive,
                   archive_checksum=args.archive_checksum or (_known_archive_checksum() if args.archive else None),
-                  pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
+                  pretrained=args.pretrained, pretrain_backend=args.pretrain_backend, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                   image_size=args.image_size, stem=args.stem, device=args.device, mode=args.mode, loader=args.loader,
                   target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
@@ -137,6 +140,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from backends.base import get_backend
     for name in {c.backend for c in configs}:
         get_backend(name)  # fail fast on an unknown or uninstalled backend
+    for name in {c.pretrain_backend for c in configs if c.pretrained == "suite" and c.arm == "finetune"}:
+        try:
+            get_backend(name)
+        except BenchError as e:
+            raise ConfigError(f"the suite's pretrain step runs on --pretrain-backend {name}: {e}; "
+                              "or choose another with --pretrain-backend") from None
     done = _finished_records(args.out) if args.resume else {}
     records = []
     for i, config in enumerate(configs, 1):

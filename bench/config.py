@@ -36,6 +36,7 @@ class RunConfig:
     archive: str | None = None            # cifar10: image-folder archive path or URL
     archive_checksum: str | None = None   # "sha256:<hex>" of --archive
     pretrained: str = "suite"             # suite | imagenet | none | path to weights
+    pretrain_backend: str = "mxnet"       # the one backend that runs the suite's pretrain step
     epochs: int = 5
     batch_size: int = 32
     optimizer: str = "sgd"                # sgd | momentum | adam

@@ -20,6 +20,7 @@ from datasets.loader import BatchLoader
 from datasets.registry import default_data_root, prepare_dataset
 from datasets.transforms import EvalTransform, TrainTransform
 
+from . import weights as canonical
 from .config import RunConfig
 from .environment import capture_environment
 from .errors import BenchError, ConfigError, DivergedError
@@ -73,7 +74,7 @@ def evaluate(model, loader: BatchLoader) -> dict:
     return {"loss": loss_sum / n, "acc": correct / n, "correct": correct, "n": n}
 
 
-def resolve_weights(config: RunConfig, backend, cache_dir: Path, out_dir: Path, data_root: Path,
+def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root: Path,
                     progress: bool) -> tuple[str | None, dict]:
     """Where the fine-tuned arm's starting weights come from (runs the pretrain step if needed)."""
     if config.arm != "finetune" or config.pretrained == "none":
@@ -83,7 +84,8 @@ def resolve_weights(config: RunConfig, backend, cache_dir: Path, out_dir: Path, 
     if config.pretrained == "suite":
         experiment = get_experiment(config.experiment)
         pre = experiment.pretrain_config(config)
-        path = cache_dir / "weights" / config.backend / f"{pre.model}-{pre.config_hash()}{backend.weights_suffix}"
+        # canonical weights, shared by every backend (bench/weights.py)
+        path = cache_dir / "weights" / f"{pre.model}-{pre.config_hash()}{canonical.SUFFIX}"
         if not path.exists():
             print(f"pretrain: {pre.backend} {pre.model} on {pre.dataset} "
                   f"({pre.epochs} epochs) -> {path}", flush=True)
@@ -91,12 +93,14 @@ def resolve_weights(config: RunConfig, backend, cache_dir: Path, out_dir: Path, 
                           save_weights=path, progress=progress)
             if rec["status"] != "ok":
                 raise BenchError(f"pretrain step failed: {rec['error']}")
-        return str(path), {"source": "suite pretrain", "path": str(path),
+        return str(path), {"source": "suite pretrain", "path": str(path), "pretrain_backend": pre.backend,
+                           "sha256": canonical.file_sha256(path),
                            "pretrain_config_hash": pre.config_hash(), "pretrain_dataset": pre.dataset}
     if not Path(config.pretrained).exists():
         raise ConfigError(f"--pretrained {config.pretrained}: no such weights file "
                           "(valid: suite, imagenet, none, or a path)")
-    return config.pretrained, {"source": "file", "path": config.pretrained}
+    return config.pretrained, {"source": "file", "path": config.pretrained,
+                               "sha256": canonical.file_sha256(config.pretrained)}
 
 
 def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
@@ -193,7 +197,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         train, evaluation = load_splits(config, data_root, skip_bad_images)
         record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
                           "classes": train.classes, "train_root": str(train.root)}
-        weights, origin = resolve_weights(config, backend, cache_dir, out_dir, data_root, progress)
+        weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress)
         record["environment"] = capture_environment(backend.versions(), backend.runtime_settings())
         plan = make_plan("scratch" if config.arm == "scratch" else config.strategy)
         model = backend.create_model(config.model, len(train.classes),
@@ -204,13 +208,16 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
             origin["load"] = model.load_weights(weights).to_json()
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
-                           "param_groups": model.param_groups()}
+                           "param_groups": model.param_groups(),
+                           "weight_decay_groups": model.weight_decay_groups()}
         loaders = make_loaders(backend, config, train, evaluation)
         train_and_evaluate(model, config, loaders, timer, record, progress)
         record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
         if save_weights:
             Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(str(save_weights))
+            model.save_weights(str(save_weights), source={
+                "run_id": record["run_id"], "config_hash": record["config_hash"],
+                "backend": config.backend, "dataset": config.dataset, "final_acc": record["accuracy"]["final"]})
         record["status"] = "ok"
     except DivergedError as e:
         record.update(status="diverged", error=str(e))

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from backends.base import Backend, LoadReport, Model, OptimConfig
+from backends.base import Backend, Model, OptimConfig
 from bench.architectures import ARCHITECTURES, ArchTable
 
 FAKE_TABLE = ArchTable("fake_mlp", {
@@ -33,6 +33,9 @@ def _pool(x: np.ndarray) -> np.ndarray:
 
 
 class FakeModel(Model):
+    arch = "fake_mlp"
+    table = FAKE_TABLE
+
     def __init__(self, num_classes: int, seed: int):
         self.rng = np.random.default_rng(seed)
         self.params = {"stem.w": self.rng.normal(0, 0.3, (48, 16)).astype(np.float32)}
@@ -48,20 +51,15 @@ class FakeModel(Model):
         self.params["head.w"] = self.rng.uniform(-limit, limit, (16, num_classes)).astype(np.float32)
         self.params["head.b"] = np.zeros(num_classes, np.float32)
 
-    def load_weights(self, path: str) -> LoadReport:
-        saved = dict(np.load(path))
-        report = LoadReport(loaded=0)
-        for name, value in saved.items():
-            if name in self.params and value.shape == self.params[name].shape:
-                self.params[name] = value
-                report.loaded += 1
-            else:
-                report.dropped.append(name)
-        return report
+    def _read_native(self, path: str):
+        return dict(np.load(path))
 
-    def save_weights(self, path: str) -> None:
+    def _write_native(self, path: str) -> None:
         with open(path, "wb") as f:
             np.savez(f, **self.params)
+
+    def _assign(self, values) -> None:
+        self.params.update({n: v.astype(np.float32) for n, v in values.items()})
 
     def configure(self, plan, optim: OptimConfig) -> None:
         self.optim = optim
@@ -116,6 +114,10 @@ class FakeModel(Model):
         for n in self.trainable_names():
             groups.setdefault(f"{self.optim.lr * self.mult[n]:.6g}", []).append(n)
         return groups
+
+
+    def weight_decay_groups(self):
+        return {f"{self.optim.weight_decay:.6g}": self.trainable_names()}
 
 
 class FakeBackend(Backend):

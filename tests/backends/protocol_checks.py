@@ -75,6 +75,16 @@ def check_param_groups(backend, framework, arch):
             assert float(lr) == make_plan("layerwise").lr_mult[t.stage_of(n)], n
 
 
+def check_weight_decay_reaches_every_parameter(backend, arch):
+    """BatchNorm gamma/beta included: MindSpore's ungrouped default would skip them."""
+    m = backend.create_model(arch, 3, image_size=SIZE)
+    m.configure(make_plan("head-lr-x10"), OptimConfig(lr=0.01, weight_decay=1e-3))
+    groups = m.weight_decay_groups()
+    assert list(groups) == ["0.001"]
+    assert sorted(groups["0.001"]) == sorted(m.trainable_names())
+    assert any("gamma" in n for n in groups["0.001"]) and any("beta" in n for n in groups["0.001"])
+
+
 def check_train_step_reduces_loss(backend, arch):
     m = backend.create_model(arch, 3, image_size=SIZE)
     m.configure(make_plan("full"), OptimConfig(lr=0.01, momentum=0.9, weight_decay=0.0))

@@ -41,6 +41,11 @@ def test_param_groups(backend):
     pc.check_param_groups(b, name, ARCH)
 
 
+def test_weight_decay_reaches_every_parameter(backend):
+    name, _, b = backend
+    pc.check_weight_decay_reaches_every_parameter(b, ARCH)
+
+
 def test_train_step_reduces_loss(backend):
     pc.check_train_step_reduces_loss(backend[2], ARCH)
 

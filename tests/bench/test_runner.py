@@ -4,13 +4,16 @@ import json
 import numpy as np
 import pytest
 
+from backends import base
+from bench import architectures
 from bench.config import RunConfig
 from bench.errors import DatasetError
 from bench.report import render_gaps, render_table
 from bench.results import load_records
 from bench.runner import execute
+from bench.weights import read_canonical
 
-from ..fake_backend import FakeBackend
+from ..fake_backend import FAKE_TABLE, FakeBackend
 
 
 def _config(folder, **kw):
@@ -90,14 +93,22 @@ def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypa
         models={"*": "fake_mlp"}, common=dict(image_size=8, batch_size=4, epochs=2, data_dir=str(image_folder)),
         pretrain=dict(dataset="folder", data_dir=str(image_folder), epochs=2, batch_size=4, lr=0.5))
     monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-transfer", exp)
-    cfg = exp.arm_config("fake", "finetune", "full")
+    monkeypatch.setitem(base.REGISTRY, "fake2", ("tests.fake_backend:FakeBackend", "none"))
+    monkeypatch.setitem(architectures.ARCHITECTURES["fake_mlp"], "fake2", FAKE_TABLE)
+    cfg = exp.arm_config("fake", "finetune", "full", pretrain_backend="fake")
     out, cache = tmp_path / "out", tmp_path / "cache"
     r1 = execute(cfg, out, cache_dir=cache, progress=False)
     r2 = execute(cfg.replace(seed=1), out, cache_dir=cache, progress=False)
-    assert r1["model"]["weights"]["path"] == r2["model"]["weights"]["path"]
+    r3 = execute(cfg.replace(backend="fake2"), out, cache_dir=cache, progress=False)
+    w1, w2, w3 = (r["model"]["weights"] for r in (r1, r2, r3))
+    assert w1["path"] == w2["path"] == w3["path"] and w1["path"].endswith(".npz")
+    assert w1["sha256"] == w3["sha256"] and w3["pretrain_backend"] == "fake"
     arms = sorted(r["config"]["arm"] for r in load_records([out]))
-    assert arms == ["finetune", "finetune", "pretrain"]  # pretrained once, reused
-    assert r1["model"]["weights"]["load"]["loaded"] == 3
+    assert arms == ["finetune"] * 3 + ["pretrain"]  # pretrained once, reused by every backend
+    assert w1["load"]["loaded"] == 3
+    meta, state = read_canonical(w1["path"])
+    assert meta["arch"] == "fake_mlp" and meta["source"]["backend"] == "fake"
+    assert sorted(state) == ["head.b", "head.w", "stem.w"]
 
 
 def test_plots_are_written(fake_backend, image_folder, tmp_path):
