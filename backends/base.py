@@ -215,7 +215,7 @@ class Backend(abc.ABC):
         return {}
 
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
-                      crop_scale=(0.08, 1.0), hflip: bool = True):
+                      crop_scale=(0.08, 1.0), hflip: bool = True, mean=None, std=None):
         """The framework's own input pipeline over ``dataset`` (an ImageFolder), yielding
         numpy ``(x, y)`` batches like ``datasets.loader.BatchLoader``."""
         raise ConfigError(f"backend {self.name!r} has no native loader; use --loader shared")

@@ -35,6 +35,7 @@ from bench.architectures import arch_table, models_for  # noqa: E402
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError  # noqa: E402
 
 from .base import Backend, Model, OptimConfig, check_stem  # noqa: E402
+from .mindspore_models import BUILDERS  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
@@ -136,7 +137,7 @@ class MindSporeModel(Model):
             if plan.is_frozen(stage) and p.requires_grad:
                 p.requires_grad = False
         for prefix, bn in _batchnorms(self.net):
-            if plan.is_frozen(self.table.stage_of(prefix + "gamma")):
+            if plan.bn_frozen(self.table.stage_of(prefix + "gamma")):
                 bn.use_batch_statistics = False
         trainable = [p for p in params.values() if p.requires_grad]
         by_lr: dict[float, list] = {}
@@ -215,7 +216,7 @@ class NativeLoader:
     over the suite's file list, so --shots and --classes select the same images."""
 
     def __init__(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
-                 crop_scale, hflip: bool):
+                 crop_scale, hflip: bool, mean=None, std=None):
         self.dataset = dataset
         self.train = train
         self.batch_size = min(batch_size, len(dataset)) if train else batch_size
@@ -224,11 +225,15 @@ class NativeLoader:
         self.image_size = image_size
         self.crop_scale = tuple(crop_scale)
         self.hflip = hflip
+        self.mean, self.std = mean, std
 
     def _pipeline(self):
         import mindspore.dataset as mds
         import mindspore.dataset.vision as vision
         from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
+
+        mean = np.asarray(self.mean if self.mean is not None else IMAGENET_MEAN)
+        std = np.asarray(self.std if self.std is not None else IMAGENET_STD)
 
         samples = self.dataset.samples
 
@@ -247,7 +252,7 @@ class NativeLoader:
         else:
             ops = [vision.Decode(), vision.Resize(EvalTransform(self.image_size).resize_to),
                    vision.CenterCrop(self.image_size)]
-        ops += [vision.Normalize(mean=(IMAGENET_MEAN * 255).tolist(), std=(IMAGENET_STD * 255).tolist()),
+        ops += [vision.Normalize(mean=(mean * 255).tolist(), std=(std * 255).tolist()),
                 vision.HWC2CHW()]
         data = data.map(operations=ops, input_columns="image", num_parallel_workers=2)
         return data.batch(self.batch_size, drop_remainder=self.train)
@@ -279,9 +284,9 @@ class MindSporeBackend(Backend):
         return out
 
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
-                      crop_scale=(0.08, 1.0), hflip: bool = True) -> NativeLoader:
+                      crop_scale=(0.08, 1.0), hflip: bool = True, mean=None, std=None) -> NativeLoader:
         return NativeLoader(dataset, train=train, image_size=image_size, batch_size=batch_size,
-                            seed=seed, crop_scale=crop_scale, hflip=hflip)
+                            seed=seed, crop_scale=crop_scale, hflip=hflip, mean=mean, std=std)
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
@@ -293,6 +298,13 @@ class MindSporeBackend(Backend):
         _set_context(device, mode)
         ms.set_seed(seed)
         np.random.seed(seed)
+        if arch in BUILDERS:  # defined here, not in MindCV
+            if pretrained == "zoo":
+                raise ConfigError(f"MindCV has no {arch}; ImageNet weights for it come from a "
+                                  "canonical file (--pretrained imagenet resolves it)")
+            model = MindSporeModel(BUILDERS[arch](num_classes, image_size), arch, mode)
+            model.replace_head(num_classes)  # Xavier head, as on every backend
+            return model
         if pretrained == "zoo":
             net = create_model(table.native_name, pretrained=True)
             model = MindSporeModel(net, arch, mode)

@@ -20,6 +20,7 @@ from bench.architectures import arch_table, models_for
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
 from .base import Backend, Model, OptimConfig, check_stem
+from .mxnet_models import BUILDERS
 
 # --stem cifar: (index of the 7x7 conv, index of the max-pool) in ``net.features``
 CIFAR_STEM = {"resnet18": (0, 3), "resnet50": (0, 3), "resnet18_v2": (1, 4), "resnet50_v2": (1, 4)}
@@ -85,7 +86,7 @@ class GluonModel(Model):
     def replace_head(self, num_classes: int) -> None:
         head = nn.Dense(num_classes)
         head.initialize(mx.init.Xavier(), ctx=self.ctx)
-        self.net.output = head
+        setattr(self.net, self.table.head_prefixes[0].rstrip("."), head)
         self._materialize()
 
     optimizer_state_prefixes = ("moments.", "optimizer.")
@@ -118,7 +119,7 @@ class GluonModel(Model):
                 param.grad_req = "null"
             param.lr_mult = plan.lr_mult[stage]
         for prefix, bn in _batchnorms(self.net):
-            bn._kwargs["use_global_stats"] = plan.is_frozen(self.table.stage_of(prefix + "gamma"))
+            bn._kwargs["use_global_stats"] = plan.bn_frozen(self.table.stage_of(prefix + "gamma"))
         trainable = {n: p for n, p in self._params().items() if p.grad_req != "null"}
         opts = {"learning_rate": optim.lr, "wd": optim.weight_decay}
         if optim.name in ("sgd", "momentum"):
@@ -194,6 +195,13 @@ class GluonBackend(Backend):
         ctx = _context(device)
         mx.random.seed(seed)
         np.random.seed(seed)
+        if arch in BUILDERS:  # defined here, not in Gluon's zoo
+            if pretrained == "zoo":
+                raise ConfigError(f"Gluon's model zoo has no {arch}; ImageNet weights for it come "
+                                  "from a canonical file (--pretrained imagenet resolves it)")
+            net = BUILDERS[arch](num_classes, image_size)
+            net.initialize(mx.init.Xavier(), ctx=ctx)
+            return GluonModel(net, arch, ctx, image_size, mode == "graph")
         if pretrained == "zoo":
             # resnet50: Gluon's ImageNet weights are for v1 (stride in the 1x1 conv), so the
             # zoo model stays v1; canonical weights (v1.5) do not load into it.

@@ -115,6 +115,61 @@ def _mindcv_mobilenet_v3_small() -> ArchTable:
     }, MINDSPORE_BN)
 
 
+@dataclass(frozen=True)
+class MBConvSpec:
+    """One stage of MBConv blocks (EfficientNet): the first block strides, the rest don't."""
+
+    kernel: int
+    stride: int
+    expand: int
+    out: int
+    repeats: int
+
+
+# EfficientNet-Lite0 (TF reference): no squeeze-excite, ReLU6, stem/head widths not
+# scaled, BatchNorm eps 1e-3, TensorFlow "same" padding, dropout 0.2 before the
+# classifier. BatchNorm momentum is 0.9 (running = 0.9 running + 0.1 batch), the
+# frameworks' default, not the reference's 0.99 for long ImageNet training: in a
+# fine-tune of a few dozen steps 0.99 leaves the running statistics at ImageNet's
+# (or at 0/1 from scratch) and eval accuracy at chance, as we measured.
+EFFICIENTNET_LITE0 = dict(
+    stem=32, head=1280, bn_eps=1e-3, bn_momentum=0.9, dropout=0.2,
+    stages=(MBConvSpec(3, 1, 1, 16, 1), MBConvSpec(3, 2, 6, 24, 2), MBConvSpec(5, 2, 6, 40, 2),
+            MBConvSpec(3, 2, 6, 80, 3), MBConvSpec(5, 1, 6, 112, 3), MBConvSpec(5, 2, 6, 192, 4),
+            MBConvSpec(3, 1, 6, 320, 1)),
+)
+
+
+def mbconv_blocks(stem: int, stages) -> list[tuple[int, int, int, int, int]]:
+    """Flatten stages into (in, out, kernel, stride, expand) per block."""
+    blocks, cin = [], stem
+    for s in stages:
+        for r in range(s.repeats):
+            blocks.append((cin, s.out, s.kernel, s.stride if r == 0 else 1, s.expand))
+            cin = s.out
+    return blocks
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "same" padding (before, after) of one spatial axis; the odd pixel goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _efficientnet_lite0(framework: str) -> ArchTable:
+    # Canonical names are those of the lukemelas ``efficientnet_pytorch`` state_dict
+    # the ImageNet weights ship in; the backends define the model with the same
+    # structure. Blocks grouped by output stride: /4 (0-2), /8 (3-4), /16 (5-10), /32.
+    blocks = lambda lo, hi: tuple(f"_blocks.{i}." for i in range(lo, hi))  # noqa: E731
+    return ArchTable("efficientnet_lite0", {
+        "stem": ("_conv_stem.", "_bn0."),
+        "stage1": blocks(0, 3), "stage2": blocks(3, 5), "stage3": blocks(5, 11),
+        "stage4": blocks(11, 16) + ("_conv_head.", "_bn1."),
+        "head": ("_fc.",),
+    }, GLUON_BN if framework == "mxnet" else MINDSPORE_BN)
+
+
 # canonical architecture name -> framework -> table
 ARCHITECTURES: dict[str, dict[str, ArchTable]] = {
     "resnet18_v2": {"mxnet": _gluon_resnet_v2(18)},
@@ -123,7 +178,17 @@ ARCHITECTURES: dict[str, dict[str, ArchTable]] = {
     "resnet50": {"mxnet": _gluon_resnet_v1(50), "mindspore": _mindcv_resnet("resnet50")},
     "densenet121": {"mindspore": _mindcv_densenet121()},
     "mobilenet_v3_small_100": {"mindspore": _mindcv_mobilenet_v3_small()},
+    "efficientnet_lite0": {"mxnet": _efficientnet_lite0("mxnet"),
+                           "mindspore": _efficientnet_lite0("mindspore")},
 }
+
+# Input normalisation (mean, std of the [0, 1] pixels) an architecture's weights expect.
+IMAGENET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+INPUT_NORM = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}  # TF-Lite models: [-1, 1]
+
+
+def input_norm(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return INPUT_NORM.get(arch, IMAGENET_NORM)
 
 
 def arch_table(arch: str, framework: str) -> ArchTable:

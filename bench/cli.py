@@ -33,6 +33,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-split", help="default: train")
     p.add_argument("--eval-split", help="default: test (canidae: val)")
     p.add_argument("--shots", type=int, help="images per class kept in the train split")
+    p.add_argument("--eval-shots", type=int, help="images per class kept in the eval split (default: all)")
     p.add_argument("--classes", type=_csv, help="keep only these classes, comma-separated")
     p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
     p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
@@ -51,6 +52,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
     p.add_argument("--stem", choices=["imagenet", "cifar"],
                    help="ResNet stem: the zoo's 7x7/2 conv + max-pool, or CIFAR-style 3x3/1 conv and no pool")
+    p.add_argument("--bn-stats", choices=["train", "frozen"],
+                   help="frozen: BatchNorm running statistics fixed in every stage while gamma/beta "
+                        "train (fine-tuned arms; the EfficientNet advice for small batches)")
     p.add_argument("--mode", choices=["graph", "pynative"],
                    help="graph: compiled step (MindSpore GRAPH_MODE, Gluon hybridize); pynative: eager")
     p.add_argument("--loader", choices=["shared", "native"], help="shared numpy pipeline or the framework's own")
@@ -99,12 +103,12 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     if "scratch" in strategies and "scratch" not in arms:
         arms.append("scratch")
     common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
-                  train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
+                  train_split=args.train_split, eval_split=args.eval_split, shots=args.shots, eval_shots=args.eval_shots,
                   classes=args.classes, archive=args.archive,
                   archive_checksum=args.archive_checksum or (_known_archive_checksum() if args.archive else None),
                   pretrained=args.pretrained, pretrain_backend=args.pretrain_backend, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
-                  image_size=args.image_size, stem=args.stem, device=args.device, mode=args.mode, loader=args.loader,
+                  image_size=args.image_size, stem=args.stem, bn_stats=args.bn_stats, device=args.device, mode=args.mode, loader=args.loader,
                   target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
     if args.data_dir:
         common["dataset"] = "folder"
@@ -193,7 +197,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import render_environments, render_gaps, render_table
+    from .report import render_environments, render_gaps, render_strategy_matrix, render_table
     from .results import load_records
 
     records = load_records(args.paths or [DEFAULT_OUT])
@@ -208,6 +212,11 @@ def cmd_report(args: argparse.Namespace) -> int:
               "one run's top-1 with its 95% Wilson interval over the eval images. "
               "Times: steady-state train step (compile step and warm-up excluded); time to target "
               "is cumulative training time, evaluation excluded.\n")
+    if md:
+        print("## Strategy × backend (top-1, mean ± sd (seeds))\n")
+        print(render_strategy_matrix(records, args.format) + "\n\n## All configurations\n")
+    else:
+        print(render_strategy_matrix(records, args.format) + "\n")
     print(render_table(records, args.format))
     gaps = render_gaps(records, args.format)
     if gaps:

@@ -10,7 +10,7 @@ from .errors import ConfigError
 
 ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
-ADDED_LATER = {"stem": "imagenet"}
+ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None}
 DEVICES = ("cpu", "gpu", "ascend")
 
 
@@ -32,6 +32,7 @@ class RunConfig:
     train_split: str = "train"
     eval_split: str = "test"
     shots: int | None = None              # images per class kept in the train split
+    eval_shots: int | None = None         # images per class kept in the eval split (None: all)
     classes: tuple[str, ...] | None = None  # keep only these classes (both splits)
     archive: str | None = None            # cifar10: image-folder archive path or URL
     archive_checksum: str | None = None   # "sha256:<hex>" of --archive
@@ -45,6 +46,7 @@ class RunConfig:
     weight_decay: float = 1e-3
     image_size: int = 32
     stem: str = "imagenet"                # imagenet (zoo default) | cifar (3x3/1 conv, no max-pool)
+    bn_stats: str = "train"               # train | frozen (running statistics fixed in every stage)
     crop_scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
     device: str = "cpu"
@@ -65,6 +67,8 @@ class RunConfig:
             raise ConfigError(f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
         if self.mode not in ("graph", "pynative"):
             raise ConfigError(f"unknown mode {self.mode!r}; valid: graph, pynative")
+        if self.bn_stats not in ("train", "frozen"):
+            raise ConfigError(f"unknown bn_stats {self.bn_stats!r}; valid: train, frozen")
         if self.loader not in ("shared", "native"):
             raise ConfigError(f"unknown loader {self.loader!r}; valid: shared, native")
         for name in ("epochs", "batch_size", "image_size"):

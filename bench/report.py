@@ -107,6 +107,35 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
                     tablefmt={"terminal": "simple", "markdown": "github"}[fmt])
 
 
+def render_strategy_matrix(records: list[dict], fmt: str = "terminal") -> str:
+    """Strategy x backend top-1 per experiment (MindCV's Aircraft-table layout).
+
+    A cell is ``mean ± sd (n)`` over seeds; the columns of a row come from the same
+    configuration on different backends, so reading across compares frameworks.
+    """
+    from .strategies import ALL_STRATEGIES
+
+    groups = group_records(records)
+    backends = sorted({key[GROUP_KEYS.index("backend")] for key in groups})
+    tables = defaultdict(dict)
+    for values, recs in groups.items():
+        r = dict(zip(GROUP_KEYS, values))
+        key = (r["experiment"], r["model"], r["shots"], r["image_size"])
+        finals = [rec["accuracy"]["final"] for rec in recs]
+        sd = f" ± {np.std(finals, ddof=1):.3f}" if len(finals) > 1 else ""
+        tables[key].setdefault(r["strategy"], {})[r["backend"]] = f"{np.mean(finals):.3f}{sd} ({len(finals)})"
+    order = {s: i for i, s in enumerate(ALL_STRATEGIES)}
+    out = []
+    for (experiment, model, shots, size), by_strategy in sorted(tables.items(), key=lambda kv: str(kv[0])):
+        body = [[s] + [cells.get(b, "-") for b in backends]
+                for s, cells in sorted(by_strategy.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))]
+        title = f"{experiment}: {model}, {shots or 'all'} shots/class, {size} px"
+        out.append(("#### " if fmt == "markdown" else "") + title + "\n\n" + tabulate(
+            body, headers=["strategy"] + backends,
+            tablefmt={"terminal": "simple", "markdown": "github"}[fmt], disable_numparse=True))
+    return "\n\n".join(out)
+
+
 def gap_rows(records: list[dict]) -> list[list]:
     """Fine-tuned minus scratch top-1 per (experiment, model, backend, strategy), seeds paired."""
     ok = [r for r in records if r.get("status") == "ok"]

@@ -21,7 +21,9 @@ from datasets.registry import default_data_root, prepare_dataset
 from datasets.transforms import EvalTransform, TrainTransform
 
 from . import weights as canonical
+from .architectures import input_norm
 from .config import RunConfig
+from .pretrained import canonical_imagenet
 from .environment import capture_environment
 from .errors import BenchError, ConfigError, DivergedError
 from .experiments import get_experiment
@@ -51,6 +53,8 @@ def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = Fals
         train, evaluation = train.select(config.classes), evaluation.select(config.classes)
     if config.shots:
         train = train.subsample(config.shots)
+    if config.eval_shots:
+        evaluation = evaluation.subsample(config.eval_shots)
     return train, evaluation
 
 
@@ -80,6 +84,9 @@ def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root
     if config.arm != "finetune" or config.pretrained == "none":
         return None, {"source": "random init"}
     if config.pretrained == "imagenet":
+        packaged = canonical_imagenet(config.model, cache_dir)  # offline, same file on every backend
+        if packaged:
+            return str(packaged[0]), packaged[1]
         return "zoo", {"source": f"{config.backend} model zoo, ImageNet"}
     if config.pretrained == "suite":
         experiment = get_experiment(config.experiment)
@@ -127,14 +134,15 @@ def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
 
 def make_loaders(backend, config: RunConfig, train: ImageFolder, evaluation: ImageFolder):
     """The shared numpy pipeline, or with ``--loader native`` the framework's own."""
+    mean, std = input_norm(config.model)
     if config.loader == "native":
         opts = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
-                    crop_scale=config.crop_scale, hflip=config.hflip)
+                    crop_scale=config.crop_scale, hflip=config.hflip, mean=mean, std=std)
         return (backend.native_loader(train, train=True, **opts),
                 backend.native_loader(evaluation, train=False, **opts))
-    return (BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip),
+    return (BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
                         config.batch_size, train=True, seed=config.seed),
-            BatchLoader(evaluation, EvalTransform(config.image_size), config.batch_size, train=False))
+            BatchLoader(evaluation, EvalTransform(config.image_size, mean, std), config.batch_size, train=False))
 
 
 def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
@@ -199,7 +207,8 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                           "classes": train.classes, "train_root": str(train.root)}
         weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress)
         record["environment"] = capture_environment(backend.versions(), backend.runtime_settings())
-        plan = make_plan("scratch" if config.arm == "scratch" else config.strategy)
+        plan = make_plan("scratch" if config.arm == "scratch" else config.strategy,
+                         bn_stats_frozen=config.bn_stats == "frozen")
         model = backend.create_model(config.model, len(train.classes),
                                      pretrained="zoo" if weights == "zoo" else None,
                                      device=config.device, seed=config.seed,

@@ -8,7 +8,7 @@ MindSpore ``requires_grad``/parameter groups); the runner never does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .architectures import BACKBONE_STAGES, STAGES
 from .errors import ConfigError
@@ -36,13 +36,20 @@ class Plan:
     frozen: tuple[str, ...] = ()          # no gradient, no update, BN statistics fixed
     lr_mult: dict[str, float] = field(default_factory=lambda: {s: 1.0 for s in STAGES})
     pretrained: bool = True               # False: start from random init (scratch)
+    # BatchNorm running statistics fixed (eval-mode normalisation) in *every* stage, while
+    # gamma/beta still train: Keras' advice for fine-tuning EfficientNets on small batches.
+    bn_stats_frozen: bool = False
 
     def is_frozen(self, stage: str) -> bool:
         return stage in self.frozen
 
+    def bn_frozen(self, stage: str) -> bool:
+        return self.bn_stats_frozen or self.is_frozen(stage)
+
     def to_json(self) -> dict:
         return {"strategy": self.strategy, "frozen": list(self.frozen),
-                "lr_mult": dict(self.lr_mult), "pretrained": self.pretrained}
+                "lr_mult": dict(self.lr_mult), "pretrained": self.pretrained,
+                "bn_stats_frozen": self.bn_stats_frozen}
 
 
 def _mults(**over: float) -> dict[str, float]:
@@ -51,8 +58,13 @@ def _mults(**over: float) -> dict[str, float]:
     return m
 
 
-def make_plan(strategy: str) -> Plan:
+def make_plan(strategy: str, bn_stats_frozen: bool = False) -> Plan:
     """Parse a strategy name into a Plan; ConfigError lists the valid forms."""
+    plan = _parse(strategy)
+    return replace(plan, bn_stats_frozen=True) if bn_stats_frozen else plan
+
+
+def _parse(strategy: str) -> Plan:
     if strategy == "full":
         return Plan(strategy)
     if strategy == "scratch":

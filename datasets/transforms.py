@@ -1,4 +1,5 @@
-"""Recipe transforms on PIL images -> float32 CHW arrays normalised with ImageNet mean/std.
+"""Recipe transforms on PIL images -> float32 CHW arrays normalised with ImageNet mean/std
+(or the ``mean``/``std`` an architecture's weights expect, see ``bench.architectures.input_norm``).
 
 Train: RandomResizedCrop(size, scale, ratio 3/4..4/3) + horizontal flip.
 Eval: resize the shorter side to size*256/224 (aspect kept: torchvision/MindSpore
@@ -16,9 +17,9 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def to_normalized_chw(img: Image.Image) -> np.ndarray:
+def to_normalized_chw(img: Image.Image, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
     a = np.asarray(img, dtype=np.float32) / 255.0
-    a = (a - IMAGENET_MEAN) / IMAGENET_STD
+    a = (a - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
@@ -52,18 +53,22 @@ class TrainTransform:
     size: int
     scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
+    mean: tuple[float, ...] = tuple(IMAGENET_MEAN.tolist())
+    std: tuple[float, ...] = tuple(IMAGENET_STD.tolist())
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
         box = random_resized_crop_box(img.width, img.height, rng, self.scale)
         img = img.resize((self.size, self.size), Image.BILINEAR, box=box)
         if self.hflip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        return to_normalized_chw(img)
+        return to_normalized_chw(img, self.mean, self.std)
 
 
 @dataclass(frozen=True)
 class EvalTransform:
     size: int
+    mean: tuple[float, ...] = tuple(IMAGENET_MEAN.tolist())
+    std: tuple[float, ...] = tuple(IMAGENET_STD.tolist())
 
     @property
     def resize_to(self) -> int:
@@ -79,4 +84,4 @@ class EvalTransform:
         img = img.resize((nw, nh), Image.BILINEAR)
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
         img = img.crop((left, top, left + self.size, top + self.size))
-        return to_normalized_chw(img)
+        return to_normalized_chw(img, self.mean, self.std)

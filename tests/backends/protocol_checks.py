@@ -111,6 +111,21 @@ def check_frozen_stay_frozen(backend, framework, arch):
     assert stats and any(not np.array_equal(before[n], after[n]) for n in stats)  # BN stats still move
 
 
+def check_bn_stats_frozen_everywhere(backend, framework, arch):
+    """--bn-stats frozen: every running statistic fixed, every weight still trained."""
+    m = backend.create_model(arch, 3, image_size=SIZE)
+    m.configure(make_plan("full", bn_stats_frozen=True), OptimConfig(lr=0.05, momentum=0.9))
+    before = m.named_parameters()
+    x, y = batch()
+    for _ in range(2):
+        m.train_step(x, y)
+    after = m.named_parameters()
+    stats = [n for n in before if any(k in n for k in ("running", "moving"))]
+    assert stats and all(np.array_equal(before[n], after[n]) for n in stats)
+    assert len(m.trainable_names()) == len(before) - len(stats)
+    assert any(not np.array_equal(before[n], after[n]) for n in before if "gamma" in n)
+
+
 def check_save_load_roundtrip(backend, arch, tmp_path, suffix):
     m = backend.create_model(arch, 3, image_size=SIZE)
     m.configure(make_plan("full"), OptimConfig(lr=0.01))

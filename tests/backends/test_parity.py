@@ -123,3 +123,22 @@ def test_canonical_file_of_another_architecture_is_refused(tmp_path):
     get_backend("mxnet").create_model("resnet18", 10, image_size=32).save_weights(str(path))
     with pytest.raises(CheckpointError, match="canonical weights of 'resnet18'"):
         get_backend("mindspore").create_model("resnet50", 10, image_size=32).load_weights(str(path))
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
+def test_strategies_mean_the_same_on_every_backend(arch):
+    """Per strategy: the same canonical parameters train, at the same lr and weight decay."""
+    from backends.base import OptimConfig
+    from bench.architectures import arch_table
+    from bench.strategies import ALL_STRATEGIES, make_plan
+
+    for strategy in ALL_STRATEGIES:
+        seen = {}
+        for name in BACKENDS:
+            model = get_backend(name).create_model(arch, 3, image_size=32)
+            model.configure(make_plan(strategy), OptimConfig(lr=0.01, weight_decay=1e-4))
+            rename = arch_table(arch, name).to_canonical
+            lrs = {rename(n): lr for lr, names in model.param_groups().items() for n in names}
+            wds = {rename(n): wd for wd, names in model.weight_decay_groups().items() for n in names}
+            seen[name] = (lrs, wds, model.param_counts())
+        assert seen["mxnet"] == seen["mindspore"], strategy

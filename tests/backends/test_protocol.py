@@ -46,6 +46,11 @@ def test_weight_decay_reaches_every_parameter(backend):
     pc.check_weight_decay_reaches_every_parameter(b, ARCH)
 
 
+def test_bn_stats_frozen_everywhere(backend):
+    name, _, b = backend
+    pc.check_bn_stats_frozen_everywhere(b, name, ARCH)
+
+
 def test_train_step_reduces_loss(backend):
     pc.check_train_step_reduces_loss(backend[2], ARCH)
 

@@ -55,10 +55,13 @@ def test_atomic_write_keeps_old_file_when_serialisation_fails(tmp_path):
 
 
 def test_fields_added_later_do_not_change_old_hashes():
+    from bench.config import ADDED_LATER
     c = RunConfig()
     d = c.to_json()
-    d.pop("stem")
+    for name in ADDED_LATER:
+        d.pop(name)
     import hashlib
     old = hashlib.sha256(json.dumps({k: v for k, v in d.items() if k != "notes"}, sort_keys=True).encode())
     assert c.config_hash() == old.hexdigest()[:12]
     assert c.replace(stem="cifar").config_hash() != c.config_hash()
+    assert c.replace(eval_shots=10).config_hash() != c.config_hash()

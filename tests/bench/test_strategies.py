@@ -51,3 +51,25 @@ def test_arch_table_errors_and_stage_lookup():
     for arch, tables in ARCHITECTURES.items():
         for t in tables.values():
             assert set(t.prefixes) == set(STAGES), arch
+
+
+def test_frozen_bn_statistics_cover_every_stage_but_freeze_no_weights():
+    plan = make_plan("full", bn_stats_frozen=True)
+    assert all(plan.bn_frozen(s) for s in STAGES) and not any(plan.is_frozen(s) for s in STAGES)
+    assert plan.to_json()["bn_stats_frozen"] is True
+    probe = make_plan("freeze-2")
+    assert [probe.bn_frozen(s) for s in STAGES] == [True, True, False, False, False, False]
+
+
+def test_experiment_overrides_per_strategy_and_scratch_keeps_its_bn():
+    from bench.config import RunConfig
+    from bench.experiments import get_experiment
+    exp = get_experiment("imagenet-cifar")
+    probe = exp.arm_config("mxnet", "finetune", "linear-probe")
+    full = exp.arm_config("mxnet", "finetune", "full")
+    scratch = exp.arm_config("mxnet", "scratch", "scratch", bn_stats="frozen")
+    assert (probe.lr, full.lr, scratch.lr) == (1e-3, 1e-4, 1e-3)
+    assert (full.bn_stats, scratch.bn_stats, scratch.pretrained) == ("frozen", "train", "none")
+    assert exp.arm_config("mxnet", "finetune", "linear-probe", lr=0.05).lr == 0.05  # the CLI wins
+    with pytest.raises(ConfigError, match="bn_stats"):
+        RunConfig(bn_stats="sometimes")

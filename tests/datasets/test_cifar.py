@@ -86,10 +86,12 @@ def test_cifar_transfer_pipeline_on_real_photos_tiny(fake_backend, tmp_path, mon
     tiny = replace(exp, models={"*": "fake_mlp"},
                    pretrain=dict(exp.pretrain, shots=20, epochs=1, batch_size=16))
     monkeypatch.setitem(experiments.EXPERIMENTS, "cifar-transfer", tiny)
-    cfg = tiny.arm_config("fake", "finetune", "full", pretrain_backend="fake", shots=20, epochs=1, batch_size=16,
+    cfg = tiny.arm_config("fake", "finetune", "full", pretrain_backend="fake", shots=20, eval_shots=100,
+                          epochs=1, batch_size=16,
                           archive=str(SHARED_CIFAR), archive_checksum=next(iter(cifar.KNOWN_FOLDER_ARCHIVES)))
     rec = execute(cfg, tmp_path / "out", cache_dir=tmp_path / "cache", data_root=tmp_path / "data",
                   progress=False)
     assert rec["status"] == "ok", rec["error"]
-    assert rec["data"] == {**rec["data"], "train_images": 40, "eval_images": 2000, "classes": ["cat", "dog"]}
+    assert rec["data"] == {**rec["data"], "train_images": 100, "eval_images": 500,
+                           "classes": ["dog", "frog", "horse", "ship", "truck"]}
     assert rec["model"]["weights"]["source"] == "suite pretrain"
