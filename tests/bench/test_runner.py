@@ -8,7 +8,7 @@ from backends import base
 from bench import architectures
 from bench.config import RunConfig
 from bench.errors import DatasetError
-from bench.report import render_gaps, render_table
+from bench.report import render_gaps, render_strategy_matrix, render_table
 from bench.results import load_records
 from bench.runner import execute
 from bench.weights import read_canonical
@@ -84,6 +84,25 @@ def test_report_renders_side_by_side(fake_backend, image_folder, tmp_path):
     assert text.count("\n") >= 3
     gaps = render_gaps(records, "markdown")
     assert "| folder" in gaps and "1 seed, eval-set interval" in gaps
+
+
+def test_strategy_matrix_puts_backends_side_by_side(fake_backend, image_folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(base.REGISTRY, "fake2", ("tests.fake_backend:FakeBackend", "none"))
+    monkeypatch.setitem(architectures.ARCHITECTURES["fake_mlp"], "fake2", FAKE_TABLE)
+    for backend in ("fake", "fake2"):
+        for seed in (0, 1):
+            for strategy in ("full", "linear-probe"):
+                execute(_config(image_folder, backend=backend, strategy=strategy, seed=seed), tmp_path,
+                        progress=False)
+        execute(_config(image_folder, backend=backend, arm="scratch", strategy="scratch"), tmp_path,
+                progress=False)
+    text = render_strategy_matrix(load_records([tmp_path]), "markdown")
+    lines = text.splitlines()
+    assert lines[0].startswith("#### folder: fake_mlp")
+    header, rows = lines[2], [line.split("|")[1].strip() for line in lines[4:]]
+    assert [c.strip() for c in header.split("|")[1:-1]] == ["strategy", "fake", "fake2"]
+    assert rows == ["linear-probe", "full", "scratch"]  # MindCV's Aircraft-table order
+    assert "(2)" in lines[4] and "(1)" in lines[6]
 
 
 def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypatch):
