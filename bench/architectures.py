@@ -187,6 +187,12 @@ IMAGENET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 INPUT_NORM = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}  # TF-Lite models: [-1, 1]
 
 
+# Fine-tuning settings an architecture's pretrained weights need, whatever the experiment
+# (a CLI option still wins): with batch statistics the ImageNet EfficientNet-Lite0
+# misclassifies everything (README, "Real ImageNet weights offline").
+FINETUNE_DEFAULTS = {"efficientnet_lite0": {"bn_stats": "frozen"}}
+
+
 def input_norm(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return INPUT_NORM.get(arch, IMAGENET_NORM)
 

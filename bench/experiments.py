@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .architectures import FINETUNE_DEFAULTS
 from .config import RunConfig
 from .errors import ConfigError
 
@@ -33,6 +34,8 @@ class Experiment:
                       model=self.model_for(backend), pretrained=self.pretrained,
                       arm=arm, strategy=strategy)
         fields.update(self.common)
+        if arm == "finetune":
+            fields.update(FINETUNE_DEFAULTS.get(overrides.get("model") or fields["model"], {}))
         fields.update(self.scratch if arm == "scratch" else self.finetune)
         fields.update(self.per_strategy.get(strategy, {}))
         fields.update({k: v for k, v in overrides.items() if v is not None})

