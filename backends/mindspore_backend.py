@@ -200,7 +200,6 @@ class MindSporeModel(Model):
             groups.setdefault(f"{float(lr.asnumpy()):.6g}", []).append(p.name)
         return groups
 
-
     def weight_decay_groups(self) -> dict[str, list[str]]:
         if self.optimizer is None:
             return {}
