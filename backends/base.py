@@ -107,7 +107,10 @@ class Model(abc.ABC):
     def _assign(self, values: dict[str, np.ndarray]) -> None:
         """Set parameters (structural names, shapes already checked) to these values."""
 
-    def load_weights(self, path: str) -> LoadReport:
+    def load_weights(self, path: str, new_head: bool = False) -> LoadReport:
+        """Load every shape-compatible tensor; ``new_head=True`` keeps the model's own
+        (fresh) head even where the checkpoint's head has the same shape — a source
+        task with as many classes as the target must not hand over its classifier."""
         if canonical.is_canonical_path(path):
             meta, state = canonical.read_canonical(path)
             if meta["arch"] != self.arch:
@@ -116,7 +119,7 @@ class Model(abc.ABC):
             saved = canonical.from_canonical(self.table, state, self.named_parameters())
         else:
             saved = self._read_native(path)
-        return self._load_state(saved, path)
+        return self._load_state(saved, path, new_head)
 
     def save_weights(self, path: str, source: dict | None = None) -> None:
         if canonical.is_canonical_path(path):
@@ -125,7 +128,7 @@ class Model(abc.ABC):
         else:
             self._write_native(path)
 
-    def _load_state(self, saved: dict[str, np.ndarray], path) -> LoadReport:
+    def _load_state(self, saved: dict[str, np.ndarray], path, new_head: bool = False) -> LoadReport:
         report = LoadReport(loaded=0)
         own = {n: v.shape for n, v in self.named_parameters().items()}
         head = self.table.head_prefixes
@@ -136,6 +139,8 @@ class Model(abc.ABC):
                 report.dropped.append(f"{name} (optimizer state)")
             elif name not in own:
                 report.dropped.append(f"{name} (not in model)")
+            elif new_head and name.startswith(head):
+                report.dropped.append(f"{name} (head: the fine-tuned model keeps its new head)")
             elif shape != tuple(own[name]):
                 if not name.startswith(head):
                     raise CheckpointError(

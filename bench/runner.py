@@ -214,7 +214,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                                      device=config.device, seed=config.seed,
                                      image_size=config.image_size, mode=config.mode, stem=config.stem)
         if weights and weights != "zoo":
-            origin["load"] = model.load_weights(weights).to_json()
+            origin["load"] = model.load_weights(weights, new_head=True).to_json()
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),

@@ -124,7 +124,8 @@ def test_suite_pretrain_is_cached(fake_backend, image_folder, tmp_path, monkeypa
     assert w1["sha256"] == w3["sha256"] and w3["pretrain_backend"] == "fake"
     arms = sorted(r["config"]["arm"] for r in load_records([out]))
     assert arms == ["finetune"] * 3 + ["pretrain"]  # pretrained once, reused by every backend
-    assert w1["load"]["loaded"] == 3
+    assert w1["load"]["loaded"] == 1  # stem only: source and target both have 2 classes,
+    assert sorted(d.split(" ")[0] for d in w1["load"]["dropped"]) == ["head.b", "head.w"]  # yet no head is reused
     meta, state = read_canonical(w1["path"])
     assert meta["arch"] == "fake_mlp" and meta["source"]["backend"] == "fake"
     assert sorted(state) == ["head.b", "head.w", "stem.w"]
