@@ -157,22 +157,21 @@ class GluonModel(Model):
     def trainable_names(self) -> list[str]:
         return [n for n, p in self._params().items() if p.grad_req != "null"]
 
-    def param_groups(self) -> dict[str, list[str]]:
+    def _trainable_by(self, value) -> dict[str, list[str]]:
+        """``f"{value(param):.6g}"`` -> names of the trainable parameters with that value."""
         groups: dict[str, list[str]] = {}
-        base = self.optim.lr if self.optim else 1.0
         for n, p in self._params().items():
             if p.grad_req != "null":
-                groups.setdefault(f"{base * p.lr_mult:.6g}", []).append(n)
+                groups.setdefault(f"{value(p):.6g}", []).append(n)
         return groups
 
+    def param_groups(self) -> dict[str, list[str]]:
+        base = self.optim.lr if self.optim else 1.0
+        return self._trainable_by(lambda p: base * p.lr_mult)
 
     def weight_decay_groups(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
         wd = self.optim.weight_decay if self.optim else 0.0
-        for n, p in self._params().items():
-            if p.grad_req != "null":
-                groups.setdefault(f"{wd * p.wd_mult:.6g}", []).append(n)
-        return groups
+        return self._trainable_by(lambda p: wd * p.wd_mult)
 
 
 class GluonBackend(Backend):
