@@ -111,15 +111,16 @@ class Model(abc.ABC):
         """Load every shape-compatible tensor; ``new_head=True`` keeps the model's own
         (fresh) head even where the checkpoint's head has the same shape — a source
         task with as many classes as the target must not hand over its classifier."""
+        own = {n: v.shape for n, v in self.named_parameters().items()}  # one copy of the weights
         if canonical.is_canonical_path(path):
             meta, state = canonical.read_canonical(path)
             if meta["arch"] != self.arch:
                 raise CheckpointError(f"{path} holds canonical weights of {meta['arch']!r}, "
                                       f"the model is {self.arch!r}")
-            saved = canonical.from_canonical(self.table, state, self.named_parameters())
+            saved = canonical.from_canonical(self.table, state, own)
         else:
             saved = self._read_native(path)
-        return self._load_state(saved, path, new_head)
+        return self._load_state(saved, own, path, new_head)
 
     def save_weights(self, path: str, source: dict | None = None) -> None:
         if canonical.is_canonical_path(path):
@@ -128,9 +129,10 @@ class Model(abc.ABC):
         else:
             self._write_native(path)
 
-    def _load_state(self, saved: dict[str, np.ndarray], path, new_head: bool = False) -> LoadReport:
+    def _load_state(self, saved: dict[str, np.ndarray], own: dict[str, tuple], path,
+                    new_head: bool = False) -> LoadReport:
+        """``own``: the model's parameter name -> shape."""
         report = LoadReport(loaded=0)
-        own = {n: v.shape for n, v in self.named_parameters().items()}
         head = self.table.head_prefixes
         keep = {}
         for name, value in saved.items():
