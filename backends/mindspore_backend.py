@@ -1,46 +1,44 @@
 """MindSpore 2.9 + MindCV 0.3 backend.
 
-Models come from ``mindcv.models.create_model``; the head is MindCV's
-``classifier`` Dense. Freezing sets ``requires_grad=False`` before the optimizer
-is built (and ``use_batch_statistics=False`` on the BatchNorms of frozen stages);
-per-stage learning rates are MindSpore parameter groups with ``order_params``.
-``mode="graph"`` compiles the train step with ``mindspore.jit`` (GRAPH_MODE);
-``"pynative"`` runs it eagerly.
+Models come from ``backends/mindspore_models.py`` (MindCV's zoo brought into line
+with the canonical architectures). Freezing sets ``requires_grad=False`` before
+the optimizer is built (and ``use_batch_statistics=False`` on the BatchNorms of
+frozen stages); per-stage learning rates are parameter groups with ``order_params``.
+``mode="graph"`` runs the train step as one GRAPH_MODE cell (``TrainStep``: 2.5-3x
+faster than ``mindspore.jit`` over a function, measured); ``"pynative"`` eagerly.
 
 CPU speed: on CPUs with AVX-512, the oneDNN inside MindSpore 2.9 picks a
-reference convolution (``jit_uni_ncsp:conv+ref:any``, ~1 GFLOP/s). Capping the
-ISA at AVX2 *before MindSpore is imported* makes it pick ``gemm:jit`` instead;
-see README "MindSpore on CPU". The cap is applied only on such CPUs, only here,
-and recorded in every result (``environment.runtime``).
+reference convolution (``jit_uni_ncsp:conv+ref:any``, ~1 GFLOP/s) unless the ISA
+is capped at AVX2 *before MindSpore is imported* (README, "MindSpore on CPU").
+The parent of a sweep puts that cap into this backend's child environment only
+(``bench/settings.py``); imported in-process, this module applies the same defaults.
 """
 from __future__ import annotations
 
 import os
 
-from bench.environment import cpu_flags
+from bench.settings import apply_in_process
 
-ISA_ENV = "ONEDNN_MAX_CPU_ISA"
-_ISA_SET_BY_BENCH = False
-if ISA_ENV not in os.environ and os.environ.get("BENCH_MINDSPORE_ISA_CAP", "auto") == "auto":
-    if "avx512f" in cpu_flags():
-        os.environ[ISA_ENV] = "AVX2"
-        _ISA_SET_BY_BENCH = True
+apply_in_process("mindspore")  # before the framework is imported: ONEDNN_MAX_CPU_ISA on AVX-512
 
 import mindspore as ms  # noqa: E402  (after the oneDNN cap)
 import numpy as np  # noqa: E402
-from mindspore import nn  # noqa: E402
+from mindspore import nn, ops  # noqa: E402
 from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
 
-from bench.architectures import arch_table, models_for  # noqa: E402
-from bench.errors import BackendUnavailable, CheckpointError, ConfigError  # noqa: E402
+from architectures import arch_table, models_for  # noqa: E402
+from bench.checkpoints import read_mindspore_ckpt  # noqa: E402
+from bench.errors import BackendUnavailable, ConfigError  # noqa: E402
 
-from .base import Backend, Model, OptimConfig, check_stem  # noqa: E402
-from .mindspore_models import BUILDERS  # noqa: E402
+from .base import Backend, Model, OptimConfig, check_stem, zoo_unreachable  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
 OPTIMIZER_SCALARS = ("learning_rate", "global_step", "momentum", "beta1_power", "beta2_power")
 _configured: dict = {}
+# Tuning knobs (bench tune): MindSpore's CPU thread pool and graph compile level.
+_RUNTIME_THREADS = os.environ.get("BENCH_MS_RUNTIME_THREADS")
+_JIT_LEVEL = os.environ.get("BENCH_MS_JIT_LEVEL")
 
 
 def _set_context(device: str, mode: str) -> None:
@@ -59,18 +57,41 @@ def _set_context(device: str, mode: str) -> None:
                           f"run {want} in a separate process")
     ms.set_device(target)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    if _RUNTIME_THREADS:
+        ms.set_context(runtime_num_threads=int(_RUNTIME_THREADS))
+    if _JIT_LEVEL:
+        ms.set_context(jit_config={"jit_level": _JIT_LEVEL})
     _configured["ctx"] = want
-
-
-def _head_path(arch: str) -> list[str]:
-    """Attribute path of the head cell, from the stage table ('classifier.3.' -> ['classifier', '3'])."""
-    return arch_table(arch, "mindspore").head_prefixes[0].rstrip(".").split(".")
 
 
 def _batchnorms(net: nn.Cell):
     for name, cell in net.cells_and_names():
         if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)):
             yield name + ".", cell
+
+
+class TrainStep(nn.Cell):
+    """One optimizer step as one graph, returning what the runner needs: (mean loss, n correct).
+
+    A cell over ``value_and_grad`` compiles like ``nn.TrainOneStepCell`` (same step
+    time, measured); ``mindspore.jit`` over a Python function ran 2.5-3x slower.
+    """
+
+    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer):
+        super().__init__(auto_prefix=False)
+        self.net, self.optimizer = net, optimizer
+        self.loss_fn = nn.CrossEntropyLoss(reduction="mean")
+        self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+
+    def forward(self, x, y):
+        logits = self.net(x)
+        return self.loss_fn(logits, y), logits
+
+    def construct(self, x, y):
+        (loss, logits), grads = self.grad_fn(x, y)
+        loss = ops.depend(loss, self.optimizer(grads))
+        correct = (ops.argmax(logits, 1).astype(ms.int32) == y).astype(ms.int32).sum()
+        return loss, correct
 
 
 class MindSporeModel(Model):
@@ -82,6 +103,7 @@ class MindSporeModel(Model):
         self.optimizer = None
         self.optim: OptimConfig | None = None
         self._step = None
+        self._training: bool | None = None  # set_train walks every cell: only on a change of mode
         self._sync_names()
 
     def _sync_names(self) -> None:
@@ -94,7 +116,7 @@ class MindSporeModel(Model):
         return dict(self.net.parameters_and_names())
 
     def _head_cell(self) -> tuple[nn.Cell, str]:
-        *parents, leaf = _head_path(self.arch)
+        *parents, leaf = self.table.head_path
         owner = self.net
         for p in parents:
             owner = owner[int(p)] if p.isdigit() else getattr(owner, p)
@@ -114,11 +136,7 @@ class MindSporeModel(Model):
     optimizer_state_names = OPTIMIZER_SCALARS
 
     def _read_native(self, path: str) -> dict[str, np.ndarray]:
-        try:
-            saved = ms.load_checkpoint(str(path))
-        except (ValueError, RuntimeError, OSError) as e:
-            raise CheckpointError(f"cannot read MindSpore checkpoint {path}: {str(e).splitlines()[0]}") from None
-        return {name: value.asnumpy() for name, value in saved.items()}
+        return read_mindspore_ckpt(path)  # NumPy only: MindSpore's parser never sees untrusted bytes
 
     def _assign(self, values: dict[str, np.ndarray]) -> None:
         params = self._params()
@@ -156,31 +174,24 @@ class MindSporeModel(Model):
         self.optim = optim
         self._step = self._build_step()
 
+    def _set_training(self, training: bool) -> None:
+        if self._training is not training:
+            self.net.set_train(training)
+            self._training = training
+
     def _build_step(self):
-        loss_fn = nn.CrossEntropyLoss(reduction="mean")
-        net, optimizer = self.net, self.optimizer
-
-        def forward(x, y):
-            logits = net(x)
-            return loss_fn(logits, y), logits
-
-        grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
-
-        def step(x, y):
-            (loss, logits), grads = grad_fn(x, y)
-            optimizer(grads)
-            return loss, logits
-
-        return ms.jit(step) if self.mode == "graph" else step
+        step = TrainStep(self.net, self.optimizer)
+        step.set_train(True)  # the network too
+        self._training = True
+        return step
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-        self.net.set_train(True)
-        loss, logits = self._step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
-        logits = logits.asnumpy()  # synchronises
-        return float(loss.asnumpy()), int((logits.argmax(axis=1) == y).sum())
+        self._set_training(True)
+        loss, correct = self._step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
+        return float(loss.asnumpy()), int(correct.asnumpy())  # asnumpy synchronises
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self.net.set_train(False)
+        self._set_training(False)
         return self.net(ms.Tensor(x)).asnumpy()
 
     def named_parameters(self) -> dict[str, np.ndarray]:
@@ -266,6 +277,9 @@ class NativeLoader:
 class MindSporeBackend(Backend):
     name = "mindspore"
 
+    def native_step(self, arch, num_classes, **opts):
+        return native_step(arch, num_classes, **opts)
+
     def versions(self) -> dict[str, str]:
         import mindcv
         return {"mindspore": ms.__version__, "mindcv": mindcv.__version__, "numpy": np.__version__}
@@ -274,13 +288,8 @@ class MindSporeBackend(Backend):
         return models_for("mindspore")
 
     def runtime_settings(self) -> dict:
-        out = {ISA_ENV: os.environ.get(ISA_ENV, "unset (oneDNN default)")}
-        if _ISA_SET_BY_BENCH:
-            out["isa_cap"] = "set by bench: AVX-512 CPU (see README, MindSpore on CPU)"
-        for k in ("OMP_NUM_THREADS",):
-            if k in os.environ:
-                out[k] = os.environ[k]
-        return out
+        return {"runtime_num_threads": ms.get_context("runtime_num_threads"),
+                "jit_level": _JIT_LEVEL or "default", "mode": _configured.get("ctx", ("", ""))[1]}
 
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
                       crop_scale=(0.08, 1.0), hflip: bool = True, mean=None, std=None) -> NativeLoader:
@@ -290,34 +299,47 @@ class MindSporeBackend(Backend):
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> MindSporeModel:
-        from mindcv.models import create_model
-
-        table = arch_table(arch, "mindspore")
-        check_stem(stem, pretrained, arch, ("resnet18", "resnet50"))
+        view = arch_table(arch, "mindspore")
+        check_stem(stem, pretrained, view.spec)
+        zoo = pretrained == "zoo"
+        if zoo and not view.names.zoo:
+            raise ConfigError(f"MindCV has no ImageNet weights for {arch}; they come from a canonical "
+                              "file (--pretrained imagenet resolves it, or --pretrained PATH)")
         _set_context(device, mode)
         ms.set_seed(seed)
         np.random.seed(seed)
-        if arch in BUILDERS:  # defined here, not in MindCV
-            if pretrained == "zoo":
-                raise ConfigError(f"MindCV has no {arch}; ImageNet weights for it come from a "
-                                  "canonical file (--pretrained imagenet resolves it)")
-            model = MindSporeModel(BUILDERS[arch](num_classes, image_size), arch, mode)
-            model.replace_head(num_classes)  # Xavier head, as on every backend
-            return model
-        if pretrained == "zoo":
-            net = create_model(table.native_name, pretrained=True)
-            model = MindSporeModel(net, arch, mode)
-            model.replace_head(num_classes)
-            return model
-        net = create_model(table.native_name, num_classes=num_classes, pretrained=False)
-        if arch.startswith("resnet"):
-            # MindCV pools with pad_mode="same": padding (0, 1) on 112 px, so the window
-            # sits one pixel off Gluon's and torchvision's symmetric padding of 1 and the
-            # same canonical weights give different logits. Pool as the canonical ResNet does.
-            net.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-        if stem == "cifar":
-            net.conv1 = nn.Conv2d(3, 64, 3, stride=1, pad_mode="pad", padding=1, weight_init="HeNormal")
-            net.max_pool = nn.Identity()
+        try:
+            net = view.build(num_classes, image_size=image_size, stem=stem, zoo=zoo)
+        except OSError as e:  # urllib's URLError included: the zoo download failed
+            raise zoo_unreachable(arch, "mindspore", f"MindCV's model zoo ({view.names.zoo})", e) from None
         model = MindSporeModel(net, arch, mode)
         model.replace_head(num_classes)  # Xavier head, as on every backend
         return model
+
+
+def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
+    """The reference MindSpore loop: the same network driven by ``nn.TrainOneStepCell`` over
+    ``nn.WithLossCell`` (the fastest documented way measured, see README "Fair speed"), an
+    ungrouped ``nn.Momentum``; inputs already tensors. Returns one step (synchronised)."""
+    from bench.strategies import make_plan
+    model = MindSporeBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, mode=mode,
+                                            device=device)
+    net, plan = model.net, make_plan(strategy)
+    for name, p in net.parameters_and_names():
+        if plan.is_frozen(model.table.stage_of(name)):
+            p.requires_grad = False
+    for prefix, bn in _batchnorms(net):
+        if plan.bn_frozen(model.table.stage_of(prefix + "gamma")):
+            bn.use_batch_statistics = False
+    opt = nn.Momentum(net.trainable_params(), learning_rate=optim.lr, momentum=optim.momentum,
+                      weight_decay=optim.weight_decay)
+    train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
+    train.set_train(True)
+    rng = np.random.default_rng(seed)
+    x = ms.Tensor(rng.normal(0, 1, (batch, 3, image_size, image_size)).astype(np.float32))
+    y = ms.Tensor((np.arange(batch) % num_classes).astype(np.int32))
+
+    def step() -> None:
+        train(x, y).asnumpy()
+    return step

@@ -1,9 +1,10 @@
-"""MXNet Gluon backend (d2l "Fine-Tuning" style).
+"""MXNet Gluon backend (d2l "Fine-Tuning" style), models from GluonCV.
 
-Models come from ``mxnet.gluon.model_zoo.vision``; the head is the ``output``
-Dense. Freezing sets ``grad_req='null'`` (and ``use_global_stats`` on the
-BatchNorms of frozen stages); per-stage learning rates are Gluon ``lr_mult``.
-``mode="graph"`` hybridizes (static_alloc/static_shape), ``"pynative"`` runs imperatively.
+Models come from ``backends/mxnet_models.py`` (GluonCV's zoo brought into line
+with the canonical architectures). Freezing sets ``grad_req='null'`` (and
+``use_global_stats`` on the BatchNorms of frozen stages); per-stage learning
+rates are Gluon ``lr_mult``. ``mode="graph"`` hybridizes (static_alloc/static_shape),
+``"pynative"`` runs imperatively.
 """
 from __future__ import annotations
 
@@ -14,34 +15,13 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
-from mxnet.gluon.model_zoo import vision
 
-from bench.architectures import arch_table, models_for
-from bench.errors import BackendUnavailable, CheckpointError, ConfigError
+from architectures import arch_table, models_for
+from bench.checkpoints import read_mxnet_params
+from bench.errors import BackendUnavailable, ConfigError
 
-from .base import Backend, Model, OptimConfig, check_stem
-from .mxnet_models import BUILDERS
-
-# --stem cifar: (index of the 7x7 conv, index of the max-pool) in ``net.features``
-CIFAR_STEM = {"resnet18": (0, 3), "resnet50": (0, 3), "resnet18_v2": (1, 4), "resnet50_v2": (1, 4)}
-
-
-def _to_resnet_v1_5(net: nn.HybridBlock) -> None:
-    """Make Gluon's zoo ResNet-50 v1 the canonical ResNet-50 (torchvision, MindCV): v1.5.
-
-    Gluon's BottleneckV1 strides in its first 1x1 conv and gives the 1x1 convs a
-    bias; v1.5 strides in the 3x3 conv and has no conv biases. Without this the
-    same canonical weights would compute different functions on the two backends.
-    """
-    for stage in net.features._children.values():
-        for block in getattr(stage, "_children", {}).values():
-            if isinstance(block, vision.BottleneckV1):
-                body = block.body._children
-                stride = body["0"]._kwargs["stride"]
-                mid, out = body["0"]._channels, body["6"]._channels
-                body["0"] = nn.Conv2D(mid, 1, use_bias=False)
-                body["3"] = nn.Conv2D(mid, 3, stride, 1, use_bias=False)
-                body["6"] = nn.Conv2D(out, 1, use_bias=False)
+from .base import Backend, Model, OptimConfig, check_stem, zoo_unreachable
+from .mxnet_models import replace_child
 
 
 def _context(device: str) -> mx.Context:
@@ -86,19 +66,17 @@ class GluonModel(Model):
     def replace_head(self, num_classes: int) -> None:
         head = nn.Dense(num_classes)
         head.initialize(mx.init.Xavier(), ctx=self.ctx)
-        setattr(self.net, self.table.head_prefixes[0].rstrip("."), head)
+        *parents, leaf = self.table.head_path
+        owner = self.net
+        for name in parents:
+            owner = getattr(owner, name)
+        replace_child(owner, leaf, head)
         self._materialize()
 
     optimizer_state_prefixes = ("moments.", "optimizer.")
 
     def _read_native(self, path: str) -> dict[str, np.ndarray]:
-        try:
-            saved = nd.load(str(path))
-        except mx.base.MXNetError as e:
-            raise CheckpointError(f"cannot read MXNet weights {path}: {str(e).splitlines()[0]}") from None
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"{path} holds no named parameters")
-        return {name: value.asnumpy() for name, value in saved.items()}
+        return read_mxnet_params(path)  # NumPy only: MXNet's C++ loader never sees untrusted bytes
 
     def _assign(self, values: dict[str, np.ndarray]) -> None:
         params = self._params()
@@ -177,6 +155,9 @@ class GluonModel(Model):
 class GluonBackend(Backend):
     name = "mxnet"
 
+    def native_step(self, arch, num_classes, **opts):
+        return native_step(arch, num_classes, **opts)
+
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}
 
@@ -189,31 +170,54 @@ class GluonBackend(Backend):
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> GluonModel:
-        table = arch_table(arch, "mxnet")
-        check_stem(stem, pretrained, arch, CIFAR_STEM)
+        view = arch_table(arch, "mxnet")
+        check_stem(stem, pretrained, view.spec)
+        zoo = pretrained == "zoo"
+        if zoo and not view.names.zoo:
+            raise ConfigError(f"no MXNet zoo has ImageNet weights for {arch}; they come from a canonical "
+                              "file (--pretrained imagenet resolves it, or --pretrained PATH)")
         ctx = _context(device)
         mx.random.seed(seed)
         np.random.seed(seed)
-        if arch in BUILDERS:  # defined here, not in Gluon's zoo
-            if pretrained == "zoo":
-                raise ConfigError(f"Gluon's model zoo has no {arch}; ImageNet weights for it come "
-                                  "from a canonical file (--pretrained imagenet resolves it)")
-            net = BUILDERS[arch](num_classes, image_size)
+        try:
+            net = view.build(num_classes, image_size=image_size, stem=stem, ctx=ctx, zoo=zoo)
+        except OSError as e:  # requests' ConnectionError included: the zoo download failed
+            raise zoo_unreachable(arch, "mxnet", f"GluonCV's model zoo ({view.names.zoo})", e) from None
+        if not zoo:
             net.initialize(mx.init.Xavier(), ctx=ctx)
-            return GluonModel(net, arch, ctx, image_size, mode == "graph")
-        if pretrained == "zoo":
-            # resnet50: Gluon's ImageNet weights are for v1 (stride in the 1x1 conv), so the
-            # zoo model stays v1; canonical weights (v1.5) do not load into it.
-            net = vision.get_model(table.native_name, pretrained=True, ctx=ctx)
-            model = GluonModel(net, arch, ctx, image_size, mode == "graph")
+        model = GluonModel(net, arch, ctx, image_size, mode == "graph")
+        if zoo:
             model.replace_head(num_classes)
-            return model
-        net = vision.get_model(table.native_name, classes=num_classes)
-        if arch == "resnet50":
-            _to_resnet_v1_5(net)
-        if stem == "cifar":
-            conv, pool = CIFAR_STEM[arch]
-            net.features._children[str(conv)] = nn.Conv2D(64, 3, 1, 1, use_bias=False, in_channels=3)
-            net.features._children[str(pool)] = nn.HybridLambda(lambda F, x: x)
-        net.initialize(mx.init.Xavier(), ctx=ctx)
-        return GluonModel(net, arch, ctx, image_size, mode == "graph")
+        return model
+
+
+def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
+    """The reference Gluon loop (d2l's ``train_batch``): the same network, hybridized with
+    static allocation, a ``gluon.Trainer``, per-sample loss and ``trainer.step(batch)``;
+    inputs already on the context. Returns one step as a callable (synchronised)."""
+    from bench.strategies import make_plan
+    model = GluonBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
+    net, plan = model.net, make_plan(strategy)
+    params = net._collect_params_with_prefix()
+    for name, p in params.items():
+        if plan.is_frozen(model.table.stage_of(name)):
+            p.grad_req = "null"
+    for prefix, bn in _batchnorms(net):
+        bn._kwargs["use_global_stats"] = plan.bn_frozen(model.table.stage_of(prefix + "gamma"))
+    if mode == "graph":
+        net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer([p for p in params.values() if p.grad_req != "null"], "sgd",
+                            {"learning_rate": optim.lr, "momentum": optim.momentum, "wd": optim.weight_decay})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    x = nd.array(rng.normal(0, 1, (batch, 3, image_size, image_size)), ctx=model.ctx)
+    y = nd.array(np.arange(batch) % num_classes, ctx=model.ctx)
+
+    def step() -> None:
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(batch)
+        mx.nd.waitall()
+    return step

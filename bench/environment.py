@@ -51,14 +51,19 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def capture_environment(frameworks: dict[str, str], runtime: dict | None = None) -> dict:
+def capture_environment(frameworks: dict[str, str], runtime: dict | None = None,
+                        settings: dict | None = None) -> dict:
+    """``runtime``: what the framework reports (threads, modes); ``settings``: every environment
+    setting of the backend with its origin (``bench.settings.effective_settings``)."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_flags": sorted(cpu_flags()),
         "cpu_count": os.cpu_count(),
         "gpu": gpu_names(),
         "frameworks": frameworks,
         "runtime": runtime or {},
+        "settings": settings or {},
         "git": git_commit(),
     }

@@ -1,13 +1,24 @@
-"""Named experiments: which data, which pretrained weights, which defaults per arm.
+"""Named experiments: which data, which pretrained weights, which budget and recipe per arm.
 
 An experiment turns CLI choices into :class:`RunConfig` objects. The runner only
 executes configs; to add an experiment, add an :class:`Experiment` to ``EXPERIMENTS``.
+
+Where an arm's settings come from, later winning:
+
+1. the architecture's fine-tuning recipe (``architectures/``: optimizer, lr per
+   strategy, scratch lr, BatchNorm-statistics mode);
+2. the experiment's ``common`` settings (data and budget: every model);
+3. the experiment's own recipe (``recipe``, ``finetune``, ``scratch``, ``per_strategy``),
+   only for the models it was written for (``models``): ``--model X`` in an experiment
+   tuned for ResNet-18 gets X's own recipe, never ResNet-18's learning rate;
+4. the command line.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .architectures import FINETUNE_DEFAULTS
+from architectures import get_spec
+
 from .config import RunConfig
 from .errors import ConfigError
 
@@ -18,26 +29,29 @@ class Experiment:
     description: str
     dataset: str                          # target dataset (registered name)
     pretrained: str                       # suite | imagenet | none
-    models: dict[str, str]                # backend -> default model
+    models: dict[str, str]                # backend -> default model ("*": every backend)
     strategy: str = "head-lr-x10"         # default fine-tuning strategy (d2l)
-    common: dict = field(default_factory=dict)        # RunConfig defaults for every arm
-    finetune: dict = field(default_factory=dict)      # overrides for fine-tuned arms
-    scratch: dict = field(default_factory=dict)       # overrides for the scratch arm
-    per_strategy: dict = field(default_factory=dict)  # strategy -> overrides (e.g. its own lr)
+    common: dict = field(default_factory=dict)        # data and budget, every arm and model
+    recipe: dict = field(default_factory=dict)        # the experiment's own models: both arms
+    finetune: dict = field(default_factory=dict)      # ... fine-tuned arms
+    scratch: dict = field(default_factory=dict)       # ... the scratch arm
+    per_strategy: dict = field(default_factory=dict)  # ... strategy -> overrides (e.g. its own lr)
     pretrain: dict | None = None          # the suite's pretrain step, when pretrained == "suite"
 
     def model_for(self, backend: str) -> str:
         return self.models.get(backend) or self.models["*"]
 
     def arm_config(self, backend: str, arm: str, strategy: str, **overrides) -> RunConfig:
-        fields = dict(backend=backend, experiment=self.name, dataset=self.dataset,
-                      model=self.model_for(backend), pretrained=self.pretrained,
-                      arm=arm, strategy=strategy)
+        model = overrides.get("model") or self.model_for(backend)
+        fields = dict(backend=backend, experiment=self.name, dataset=self.dataset, model=model,
+                      pretrained=self.pretrained, arm=arm, strategy=strategy)
+        fields.update(get_spec(model).recipe.fields(arm, strategy))
         fields.update(self.common)
-        if arm == "finetune":
-            fields.update(FINETUNE_DEFAULTS.get(overrides.get("model") or fields["model"], {}))
-        fields.update(self.scratch if arm == "scratch" else self.finetune)
-        fields.update(self.per_strategy.get(strategy, {}))
+        if model in self.models.values():
+            fields.update(self.recipe)
+            fields.update(self.scratch if arm == "scratch" else self.finetune)
+            if arm != "scratch":
+                fields.update(self.per_strategy.get(strategy, {}))
         fields.update({k: v for k, v in overrides.items() if v is not None})
         if arm == "scratch":
             fields["pretrained"] = "none"
@@ -77,10 +91,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         dataset="digits-target", pretrained="suite", models={"*": "resnet18"}, strategy="full",
         # Both arms get identical hyper-parameters and budget (6 epochs of 10 shots x 5
         # classes = 30 steps): only the initialisation differs.
-        common=dict(_DIGITS_AUG, epochs=6, batch_size=10, shots=10, lr=0.01, momentum=0.9,
-                    weight_decay=1e-3, target_accuracy=0.7),
-        pretrain=dict(_DIGITS_AUG, dataset="digits-source", epochs=3, batch_size=32, lr=0.05,
-                      momentum=0.9, weight_decay=1e-4),
+        common=dict(_DIGITS_AUG, epochs=6, batch_size=10, shots=10, target_accuracy=0.7),
+        recipe=dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
+        pretrain=dict(_DIGITS_AUG, dataset="digits-source", epochs=3, batch_size=32, optimizer="sgd",
+                      lr=0.05, momentum=0.9, weight_decay=1e-4),
     ),
     Experiment(
         name="cifar-transfer",
@@ -89,11 +103,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         # Cat vs dog (our first target) left fine-tuned and scratch within noise of each
         # other (0.56 vs 0.54, 4 seeds): too hard a pair at 32 px with the zoos' stem.
         common=dict(image_size=32, classes=CIFAR_TARGET, shots=100, epochs=8, batch_size=32,
-                    lr=0.01, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0),
-                    target_accuracy=0.45),
+                    crop_scale=(0.35, 1.0), target_accuracy=0.45),
+        recipe=dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4),
         # 2 epochs of all 25,000 source images: ~10 min on 2 cores with MXNet (<= 15 min)
         pretrain=dict(dataset="cifar10", classes=CIFAR_SOURCE, shots=None, epochs=2, batch_size=32,
-                      lr=0.05, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0)),
+                      optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0)),
     ),
     Experiment(
         name="imagenet-cifar",
@@ -101,39 +115,32 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         dataset="cifar10", pretrained="imagenet", models={"*": "efficientnet_lite0"}, strategy="all",
         # The cifar-transfer target classes, upsampled to 64 px, 20 shots per class and 200
         # test images per class: small enough for MindSpore's slow depthwise backward on CPU.
-        # The MindSpore Canidae recipe: Adam 1e-4 when the backbone trains, 1e-3 for a
-        # frozen backbone. BatchNorm statistics stay frozen in the fine-tuned arms: in
-        # train mode (batch statistics) the pretrained Lite0 misclassifies everything (see
-        # README), and with them SGD fine-tunes ended at chance in our trials.
+        # The recipe is the architecture's (Adam, frozen BatchNorm statistics).
         common=dict(image_size=64, classes=CIFAR_TARGET, shots=20, eval_shots=200, epochs=4,
-                    batch_size=10, optimizer="adam", lr=1e-4, weight_decay=1e-4,
-                    crop_scale=(0.35, 1.0), target_accuracy=0.5),
-        finetune=dict(bn_stats="frozen"),
-        scratch=dict(lr=1e-3),
-        per_strategy={"linear-probe": dict(lr=1e-3)},
+                    batch_size=10, crop_scale=(0.35, 1.0), target_accuracy=0.5),
     ),
     Experiment(
         name="hotdog",
         description="d2l Fine-Tuning: ImageNet ResNet-18 -> hotdog (needs network for data and weights)",
         dataset="hotdog", pretrained="imagenet", models={"mxnet": "resnet18_v2", "*": "resnet18"},
-        common=dict(image_size=224, epochs=5, batch_size=128, weight_decay=1e-3, momentum=0.0,
-                    target_accuracy=0.9),
+        common=dict(image_size=224, epochs=5, batch_size=128, target_accuracy=0.9),
+        recipe=dict(optimizer="sgd", weight_decay=1e-3, momentum=0.0),
         finetune=dict(lr=0.01), scratch=dict(lr=0.1),
     ),
     Experiment(
         name="canidae",
         description="MindSpore tutorial: ImageNet ResNet-50 -> dogs vs wolves (needs network)",
         dataset="canidae", pretrained="imagenet", models={"*": "resnet50"},
-        common=dict(image_size=224, epochs=5, batch_size=18, optimizer="momentum", momentum=0.9,
-                    weight_decay=1e-4, target_accuracy=0.9),
+        common=dict(image_size=224, epochs=5, batch_size=18, target_accuracy=0.9),
+        recipe=dict(optimizer="momentum", momentum=0.9, weight_decay=1e-4),
         finetune=dict(lr=0.001), scratch=dict(lr=0.01),
     ),
     Experiment(
         name="folder",
-        description="your own image folder (--data-dir PATH with train/ and test/ or --eval-split)",
-        dataset="folder", pretrained="imagenet", models={"mxnet": "resnet18_v2", "*": "resnet18"},
-        common=dict(image_size=224, epochs=5, batch_size=32, weight_decay=1e-3, momentum=0.9),
-        finetune=dict(lr=0.01), scratch=dict(lr=0.1),
+        description="your own image folder (--data-dir PATH with train/ and test/ or --eval-split); "
+                    "the model's own fine-tuning recipe",
+        dataset="folder", pretrained="imagenet", models={"*": "resnet18"},
+        common=dict(image_size=224, epochs=5, batch_size=32),
     ),
 )}
 

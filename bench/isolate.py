@@ -1,9 +1,11 @@
-"""Run one configuration in its own subprocess, so a crash, a hang or an OOM kill
-of one backend becomes a failed record and the sweep goes on.
+"""Run one job in its own subprocess, so a crash, a hang or an OOM kill of one
+backend becomes a failed record and the sweep goes on.
 
 The child is ``python -m bench _exec``; it writes its own record atomically.
 If it dies without one, the parent writes a failed record naming the exit code
-or signal, the time limit, and the tail of the child's stderr.
+or signal, the time limit, and the tail of the child's stderr. The child's
+environment is built explicitly for its backend (``bench/settings.py``): nothing
+another framework set, in ``os.environ`` or only in the C environment, reaches it.
 """
 from __future__ import annotations
 
@@ -15,13 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import RunConfig
+from .errors import BenchError
 from .results import read_record, utc_now, write_record
+from .settings import child_env
 
 STDERR_TAIL = 2000  # characters of the child's stderr kept in a failed record
 
 
-def _describe_exit(code: int) -> str:
+def describe_exit(code: int) -> str:
     if code < 0:
         name = signal.Signals(-code).name
         hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
@@ -29,38 +32,52 @@ def _describe_exit(code: int) -> str:
     return f"child process exited with code {code} without writing a record"
 
 
-def execute_isolated(config: RunConfig, out_dir: Path, *, timeout: float | None = None,
-                     cache_dir: Path | None = None, data_root: Path | None = None,
-                     progress: bool = False, skip_bad_images: bool = False) -> dict:
-    from .runner import new_record
+def child_command(job, opts, out_dir: Path, result_file: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "bench", "_exec", json.dumps(job.config.to_json()),
+           "--out", str(out_dir), "--result-file", str(result_file),
+           "--cache-dir", str(opts.cache_dir), "--data-root", str(opts.data_root)]
+    if job.weights:  # a pretrain step writes this canonical file, its arms read it
+        cmd += ["--save-weights" if job.is_pretrain else "--pretrained-weights", str(job.weights)]
+    cmd += [] if opts.progress else ["--no-progress"]
+    cmd += ["--skip-bad-images"] if opts.skip_bad_images else []
+    cmd += ["--packed"] if opts.packed else []
+    return cmd
 
-    out_dir = Path(out_dir)
+
+def run_child(job, opts, out_dir: Path, settings_from: dict | None = None) -> tuple[dict | None, str | None, str]:
+    """Run ``_exec`` for ``job``; (outcome written by the child or None, failure reason, stderr tail).
+    ``settings_from``: the user's environment to take runtime settings from (Ray workers)."""
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
-        result_file = Path(tmp) / "result.json"
-        stderr_file = Path(tmp) / "stderr.txt"
-        cmd = [sys.executable, "-m", "bench", "_exec", json.dumps(config.to_json()),
-               "--out", str(out_dir), "--result-file", str(result_file)]
-        cmd += ["--cache-dir", str(cache_dir)] if cache_dir else []
-        cmd += ["--data-root", str(data_root)] if data_root else []
-        cmd += [] if progress else ["--no-progress"]
-        cmd += ["--skip-bad-images"] if skip_bad_images else []
+        result_file, stderr_file = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
+        env = child_env(job.config.backend, settings_from=settings_from)
         with open(stderr_file, "w") as err:
-            proc = subprocess.Popen(cmd, stderr=err, start_new_session=True)
+            proc = subprocess.Popen(child_command(job, opts, out_dir, result_file), stderr=err, env=env,
+                                    start_new_session=True)
             try:
-                code = proc.wait(timeout=timeout)
-                reason = None if result_file.exists() else _describe_exit(code)
+                code = proc.wait(timeout=opts.timeout)
+                reason = None if result_file.exists() else describe_exit(code)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                reason = f"timed out after {timeout:g} s (--timeout); child killed"
-        if result_file.exists() and reason is None:
-            outcome = json.loads(result_file.read_text())
-            if outcome.get("user_error"):
-                from .errors import BenchError
-                raise BenchError(outcome["user_error"])
-            return read_record(Path(outcome["path"])) | {"path": outcome["path"]}
-        tail = stderr_file.read_text(errors="replace")[-STDERR_TAIL:]
-    record = new_record(config)
+                reason = f"timed out after {opts.timeout:g} s (--timeout); child killed"
+            except BaseException:  # interrupted: never leave a framework running behind
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+        outcome = json.loads(result_file.read_text()) if result_file.exists() and reason is None else None
+        return outcome, reason, stderr_file.read_text(errors="replace")[-STDERR_TAIL:]
+
+
+def execute_isolated(job, opts) -> dict:
+    from .runner import new_record
+
+    out_dir = Path(opts.out)
+    outcome, reason, tail = run_child(job, opts, out_dir)
+    if outcome is not None:
+        if outcome.get("user_error"):
+            raise BenchError(outcome["user_error"])
+        return read_record(Path(outcome["path"])) | {"path": outcome["path"]}
+    record = new_record(job.config)
     record.update(status="failed", error=reason, stderr_tail=tail, finished=utc_now())
     record["path"] = str(write_record(record, out_dir))
     return record

@@ -1,11 +1,14 @@
 """Result records: one versioned JSON document per run, written atomically.
 
-Schema (version 1), keys of a record:
+Schema (version 2), keys of a record:
   schema_version, run_id, created (UTC ISO 8601), status (ok | failed | diverged), error,
-  config (RunConfig fields), config_hash, environment, model (param counts, groups,
-  weights loaded/dropped), curve (one dict per epoch), timing (StepTimer.summary()),
-  accuracy (final, best, best_epoch, selected_on, eval_split, n_eval, ci95),
-  time_to_accuracy (target, train_s, epoch or null).
+  config (RunConfig fields), config_hash, group_hash (config hash without the seed),
+  environment (python, CPU model and flags, GPUs, framework versions, runtime settings
+  with their origin, git commit), model (param counts, groups, weights loaded/dropped),
+  curve (one dict per epoch), timing (StepTimer.summary(): compile, warm-up, steady
+  state, data wait, contention), accuracy (final with its 95% Wilson interval, best,
+  selected on validation), flags (collapsed runs), time_to_accuracy.
+Version 1 (no group_hash, settings, contention or flags) is still read.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pathlib import Path
 
 from .errors import BenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def utc_now() -> str:
@@ -62,24 +66,44 @@ def read_record(path: Path) -> dict:
         rec = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise BenchError(f"cannot read result record {path}: {e}") from None
+    if not isinstance(rec, dict):
+        raise BenchError(f"{path}: a result record is a JSON object, got {type(rec).__name__}")
     version = rec.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BenchError(
-            f"{path}: schema_version {version!r} is not supported (this bench reads {SCHEMA_VERSION}); "
-            "re-run the configuration or use the bench version that wrote it"
+            f"{path}: schema_version {version!r} is not supported (this bench reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); re-run the configuration or use the bench version that wrote it"
         )
+    missing = [k for k in ("config", "config_hash", "status") if k not in rec]
+    if missing or not isinstance(rec.get("config"), dict):
+        raise BenchError(f"{path}: not a bench record (missing {', '.join(missing) or 'a config object'})")
     return rec
 
 
-def load_records(paths) -> list[dict]:
-    """All records from files and directories (searched recursively for *.json)."""
-    records = []
+def record_files(paths) -> list[Path]:
+    files = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(p.rglob("*.json"))
+            files.extend(sorted(p.rglob("*.json")))
         elif p.exists():
-            files = [p]
+            files.append(p)
         else:
             raise BenchError(f"no such result file or directory: {p}")
-        records.extend(read_record(f) for f in files)
-    return records
+    return files
+
+
+def read_records(paths) -> tuple[list[dict], list[str]]:
+    """Every readable record under ``paths``, and one line per file that could not be read:
+    one truncated or foreign file never hides the others."""
+    records, problems = [], []
+    for f in record_files(paths):
+        try:
+            records.append(read_record(f))
+        except BenchError as e:
+            problems.append(str(e))
+    return records, problems
+
+
+def load_records(paths) -> list[dict]:
+    """All records from files and directories (searched recursively for *.json); strict."""
+    return [read_record(f) for f in record_files(paths)]

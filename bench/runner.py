@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from architectures import input_norm
 from backends.base import OptimConfig, get_backend
 from datasets.folder import ImageFolder, check_same_classes, read_image_folder
 from datasets.loader import BatchLoader
@@ -21,24 +22,25 @@ from datasets.registry import default_data_root, prepare_dataset
 from datasets.transforms import EvalTransform, TrainTransform
 
 from . import weights as canonical
-from .architectures import input_norm
 from .config import RunConfig
 from .environment import capture_environment
 from .errors import BenchError, ConfigError, DivergedError
 from .experiments import get_experiment
 from .pretrained import canonical_imagenet
 from .results import SCHEMA_VERSION, utc_now, write_record
-from .stats import wilson_interval
+from .scratch_init import INITIALISER, shared_init_file
+from .settings import effective_settings
+from .stats import above_chance, wilson_interval
 from .strategies import make_plan
-from .timing import StepTimer
+from .timing import ContentionProbe, StepTimer
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
 
 
-def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = False) -> tuple[ImageFolder, ImageFolder]:
-    """The train and eval image folders a config names (downloaded on first use)."""
+def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = False):
+    """(train, validation or None, eval) image folders a config names (downloaded on first use)."""
     if config.data_dir:
         root = Path(config.data_dir)
     elif config.dataset == "folder":
@@ -55,7 +57,10 @@ def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = Fals
         train = train.subsample(config.shots)
     if config.eval_shots:
         evaluation = evaluation.subsample(config.eval_shots)
-    return train, evaluation
+    validation = None
+    if config.val_fraction:
+        train, validation = train.split_off(config.val_fraction)
+    return train, validation, evaluation
 
 
 def evaluate(model, loader: BatchLoader) -> dict:
@@ -78,22 +83,35 @@ def evaluate(model, loader: BatchLoader) -> dict:
     return {"loss": loss_sum / n, "acc": correct / n, "correct": correct, "n": n}
 
 
+def planned_weights(path: Path) -> tuple[str, dict]:
+    """The canonical file a sweep's pretrain step wrote for this arm, with its provenance."""
+    if not Path(path).exists():
+        raise ConfigError(f"the suite's pretrained weights {path} are missing: their pretrain step did not "
+                          "write them (see its record)")
+    meta, _ = canonical.read_canonical(path)
+    source = meta.get("source", {})
+    return str(path), {"source": "suite pretrain", "path": str(path), "sha256": canonical.file_sha256(path),
+                       "pretrain_backend": source.get("backend"), "pretrain_config_hash": source.get("config_hash"),
+                       "pretrain_run_id": source.get("run_id"), "pretrain_dataset": source.get("dataset")}
+
+
 def resolve_weights(config: RunConfig, cache_dir: Path, out_dir: Path, data_root: Path,
-                    progress: bool) -> tuple[str | None, dict]:
-    """Where the fine-tuned arm's starting weights come from (runs the pretrain step if needed)."""
+                    progress: bool, suite_weights: Path | None = None) -> tuple[str | None, dict]:
+    """Where the fine-tuned arm's starting weights come from (a lone run pretrains itself)."""
     if config.arm != "finetune" or config.pretrained == "none":
         return None, {"source": "random init"}
     if config.pretrained == "imagenet":
-        packaged = canonical_imagenet(config.model, cache_dir)  # offline, same file on every backend
+        packaged = canonical_imagenet(config.model, cache_dir, config.backend)  # one file, every backend
         if packaged:
             return str(packaged[0]), packaged[1]
         return "zoo", {"source": f"{config.backend} model zoo, ImageNet"}
+    if config.pretrained == "suite" and suite_weights:
+        return planned_weights(suite_weights)
     if config.pretrained == "suite":
-        experiment = get_experiment(config.experiment)
-        pre = experiment.pretrain_config(config)
-        # canonical weights, shared by every backend (bench/weights.py)
-        path = cache_dir / "weights" / f"{pre.model}-{pre.config_hash()}{canonical.SUFFIX}"
-        if not path.exists():
+        from .sweep import suite_weights_path
+        pre = get_experiment(config.experiment).pretrain_config(config)
+        path = suite_weights_path(pre, cache_dir)  # canonical weights, shared by every backend
+        if not path.exists():  # a sweep plans this step (bench/sweep.py); a lone execute() runs it here
             print(f"pretrain: {pre.backend} {pre.model} on {pre.dataset} "
                   f"({pre.epochs} epochs) -> {path}", flush=True)
             rec = execute(pre, out_dir, cache_dir=cache_dir, data_root=data_root,
@@ -132,26 +150,30 @@ def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
             "train_s": time.perf_counter() - t0}
 
 
-def make_loaders(backend, config: RunConfig, train: ImageFolder, evaluation: ImageFolder):
-    """The shared numpy pipeline, or with ``--loader native`` the framework's own."""
+def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
+    """The shared numpy pipeline, or with ``--loader native`` the framework's own:
+    a train loader for the first split, eval loaders for the others (None stays None)."""
     mean, std = input_norm(config.model)
     if config.loader == "native":
         opts = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
                     crop_scale=config.crop_scale, hflip=config.hflip, mean=mean, std=std)
-        return (backend.native_loader(train, train=True, **opts),
-                backend.native_loader(evaluation, train=False, **opts))
-    return (BatchLoader(train, TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
-                        config.batch_size, train=True, seed=config.seed),
-            BatchLoader(evaluation, EvalTransform(config.image_size, mean, std), config.batch_size, train=False))
+        make = lambda split, train: backend.native_loader(split, train=train, **opts)  # noqa: E731
+    else:
+        transforms = {True: TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
+                      False: EvalTransform(config.image_size, mean, std)}
+        make = lambda split, train: BatchLoader(split, transforms[train], config.batch_size,  # noqa: E731
+                                                train=train, seed=config.seed)
+    return [None if split is None else make(split, i == 0) for i, split in enumerate(splits)]
 
 
 def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
                        progress: bool) -> None:
-    train_loader, eval_loader = loaders
+    train_loader, val_loader, eval_loader = loaders
     timer.batch_size = train_loader.batch_size
     cum_train_s = 0.0
     bar = tqdm(range(1, config.epochs + 1), desc=f"{config.backend}/{config.arm}/{config.strategy}",
                disable=not progress, leave=False)
+    probe = ContentionProbe().start()
     for epoch in bar:
         stats = train_epoch(model, train_loader, timer)
         cum_train_s += stats["train_s"]
@@ -160,8 +182,12 @@ def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, reco
         point = {"epoch": epoch, **stats, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
                  "eval_correct": ev["correct"], "n_eval": ev["n"],
                  "eval_s": time.perf_counter() - t0, "cum_train_s": cum_train_s}
+        if val_loader is not None:
+            val = evaluate(model, val_loader)
+            point.update(val_loss=val["loss"], val_acc=val["acc"], val_correct=val["correct"], n_val=val["n"])
         record["curve"].append(point)
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{ev['acc']:.3f}")
+    timer.contention = probe.stop()
 
 
 def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict]:
@@ -171,9 +197,16 @@ def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict
         "final": last["eval_acc"], "final_ci95": wilson_interval(last["eval_correct"], last["n_eval"]),
         "best": best["eval_acc"], "best_epoch": best["epoch"],
         "selected_on": f"'best' is the max over epochs of {config.eval_split!r} accuracy "
-                       "(optimistic: no separate validation split); 'final' is the last epoch",
+                       "(optimistic: chosen on the split it reports); 'final' is the last epoch",
         "eval_split": config.eval_split, "n_eval": last["n_eval"],
     }
+    if "val_acc" in last:
+        chosen = max(curve, key=lambda p: (p["val_acc"], -p["epoch"]))  # earliest best on validation
+        accuracy["selected"] = {
+            "epoch": chosen["epoch"], "val_acc": chosen["val_acc"], "n_val": chosen["n_val"],
+            "test_acc": chosen["eval_acc"], "test_ci95": wilson_interval(chosen["eval_correct"], chosen["n_eval"]),
+            "note": f"epoch chosen on a validation split ({config.val_fraction:g} of train), "
+                    f"accuracy on {config.eval_split!r}: an unbiased 'best'"}
     tta = {"target": config.target_accuracy, "train_s": None, "epoch": None,
            "note": "cumulative training wall time (eval excluded, compile step included)"}
     if config.target_accuracy is not None:
@@ -183,45 +216,76 @@ def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict
     return accuracy, tta
 
 
+def collapse_flags(curve: list[dict], num_classes: int) -> list[dict]:
+    """A run whose final top-1 is not significantly above chance is flagged, with why."""
+    last = curve[-1]
+    if above_chance(last["eval_correct"], last["n_eval"], num_classes):
+        return []
+    lo, hi = wilson_interval(last["eval_correct"], last["n_eval"])
+    return [{"flag": "collapsed",
+             "why": f"final top-1 {last['eval_acc']:.3f} (95% Wilson [{lo:.3f}, {hi:.3f}] over "
+                    f"{last['n_eval']} images) is not above chance 1/{num_classes} = {1 / num_classes:.3f}"}]
+
+
 def new_record(config: RunConfig) -> dict:
     return {"schema_version": SCHEMA_VERSION, "run_id": f"{config.config_hash()}-{int(time.time() * 1e3)}",
             "created": utc_now(), "status": "running", "error": None,
-            "config": config.to_json(), "config_hash": config.config_hash(),
+            "config": config.to_json(), "config_hash": config.config_hash(), "group_hash": config.group_hash(),
             "environment": {}, "model": {}, "data": {}, "curve": [], "timing": {},
-            "accuracy": {}, "time_to_accuracy": {}}
+            "accuracy": {}, "flags": [], "time_to_accuracy": {}}
+
+
+def start_weights(model, config: RunConfig, weights: str | None, origin: dict, cache_dir: Path) -> dict:
+    """Load the arm's starting weights into ``model``; returns where they came from."""
+    if config.arm == "scratch" and config.scratch_init == "shared":
+        shapes = {model.table.to_canonical(n): v.shape for n, v in model.named_parameters().items()}
+        path = shared_init_file(config.model, shapes, config.seed, cache_dir)
+        return {"source": "shared init", "initialiser": INITIALISER, "path": str(path),
+                "sha256": canonical.file_sha256(path), "load": model.load_weights(str(path)).to_json()}
+    if config.arm == "scratch" or config.arm == "pretrain":
+        return {"source": f"{config.backend}'s own initialiser (native)"}
+    if weights and weights != "zoo":
+        origin["load"] = model.load_weights(weights, new_head=True).to_json()
+    return origin
+
+
+def build_model(backend, config: RunConfig, num_classes: int, weights: str | None):
+    return backend.create_model(config.model, num_classes, pretrained="zoo" if weights == "zoo" else None,
+                                device=config.device, seed=config.seed, image_size=config.image_size,
+                                mode=config.mode, stem=config.stem)
 
 
 def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
-            data_root: Path | None = None, save_weights: Path | None = None,
-            progress: bool = True, skip_bad_images: bool = False) -> dict:
+            data_root: Path | None = None, save_weights: Path | None = None, suite_weights: Path | None = None,
+            progress: bool = True, skip_bad_images: bool = False, packed: bool = False) -> dict:
     """Run one configuration end to end and write its record (also on failure)."""
     cache_dir = Path(cache_dir or default_cache_dir())
     data_root = Path(data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root())
     record = new_record(config)
-    timer = StepTimer(warmup=config.warmup_steps)
+    timer = StepTimer(warmup=config.warmup_steps, packed=packed)
     keep = True
     try:
-        backend = get_backend(config.backend)
-        train, evaluation = load_splits(config, data_root, skip_bad_images)
+        backend = get_backend(config.backend)  # first: a backend module may register its architectures
+        config.check_model()
+        train, validation, evaluation = load_splits(config, data_root, skip_bad_images)
         record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
+                          "val_images": len(validation) if validation else 0,
                           "classes": train.classes, "train_root": str(train.root)}
-        weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress)
-        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings())
+        weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress, suite_weights)
+        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
+                                                    effective_settings(config.backend))
         plan = make_plan("scratch" if config.arm == "scratch" else config.strategy,
                          bn_stats_frozen=config.bn_stats == "frozen")
-        model = backend.create_model(config.model, len(train.classes),
-                                     pretrained="zoo" if weights == "zoo" else None,
-                                     device=config.device, seed=config.seed,
-                                     image_size=config.image_size, mode=config.mode, stem=config.stem)
-        if weights and weights != "zoo":
-            origin["load"] = model.load_weights(weights, new_head=True).to_json()
+        model = build_model(backend, config, len(train.classes), weights)
+        origin = start_weights(model, config, weights, origin, cache_dir)
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
                            "weight_decay_groups": model.weight_decay_groups()}
-        loaders = make_loaders(backend, config, train, evaluation)
+        loaders = make_loaders(backend, config, train, validation, evaluation)
         train_and_evaluate(model, config, loaders, timer, record, progress)
         record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
+        record["flags"] = collapse_flags(record["curve"], len(train.classes))
         if save_weights:
             Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
             model.save_weights(str(save_weights), source={

@@ -1,41 +1,93 @@
-"""Small statistics for accuracies (fractions in [0, 1])."""
+"""Statistics for accuracies (fractions in [0, 1]), from SciPy rather than hand-written tables.
+
+* one run: top-1 on n eval images is a binomial proportion -> Wilson score interval;
+* one configuration over seeds: mean with Student's t interval;
+* fine-tuned minus scratch over the same seeds: paired t interval;
+* two configurations with one run each: Newcombe's hybrid score interval, built
+  from the two Wilson intervals (better coverage than the Wald interval near 0 or 1);
+* two groups of seeds: Welch's t interval.
+"""
 from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy import stats
 
-def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (e.g. top-1 on n eval images)."""
+CONFIDENCE = 0.95
+
+
+def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (e.g. top-1 on ``total`` eval images)."""
     if total == 0:
         return (0.0, 1.0)
-    p = correct / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = stats.binomtest(int(correct), int(total)).proportion_ci(confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
-# Two-sided 97.5% quantiles of Student's t for df = 1..10 (beyond: normal approximation).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """Two-sided Student t quantile (df = n - 1)."""
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
-def t_quantile_975(df: int) -> float:
-    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, tuple[float, float] | None]:
+    """(mean, sample sd, t interval of the mean); no interval for a single value."""
+    a = np.asarray(values, dtype=np.float64)
+    mean = float(a.mean())
+    if a.size < 2:
+        return mean, 0.0, None
+    sd = float(a.std(ddof=1))
+    half = t_quantile(a.size - 1, confidence) * sd / math.sqrt(a.size)
+    return mean, sd, (mean - half, mean + half)
 
 
-def paired_difference(a: list[float], b: list[float]) -> tuple[float, tuple[float, float] | None]:
-    """Mean of a - b over paired seeds, with a 95% t interval (None for a single pair)."""
-    d = [x - y for x, y in zip(a, b)]
-    mean = sum(d) / len(d)
-    if len(d) < 2:
+def paired_difference(a, b, confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
+    """Mean of a - b over paired seeds with its t interval (``scipy.stats.ttest_rel``)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    mean = float(d.mean())
+    if d.size < 2:
         return mean, None
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
-    half = t_quantile_975(len(d) - 1) * sd / math.sqrt(len(d))
-    return mean, (mean - half, mean + half)
+    if np.all(d == d[0]):  # no spread: the t statistic is undefined, the interval is the point
+        return mean, (mean, mean)
+    ci = stats.ttest_rel(a, b).confidence_interval(confidence)
+    return mean, (float(ci.low), float(ci.high))
 
 
-def difference_of_proportions(c1: int, n1: int, c2: int, n2: int) -> tuple[float, tuple[float, float]]:
-    """p1 - p2 with a 95% normal (Wald) interval: the single-seed eval-set uncertainty."""
+def welch_difference(a, b, confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
+    """mean(b) - mean(a) over two groups of seeds with Welch's t interval."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = float(b.mean() - a.mean())
+    if a.size < 2 or b.size < 2:
+        return diff, None
+    if a.std() == 0 and b.std() == 0:
+        return diff, (diff, diff)
+    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(confidence)
+    return diff, (float(ci.low), float(ci.high))
+
+
+def difference_of_proportions(c1: int, n1: int, c2: int, n2: int,
+                              confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float]]:
+    """p1 - p2 with Newcombe's hybrid score interval (from the two Wilson intervals)."""
     p1, p2 = c1 / n1, c2 / n2
-    half = 1.959964 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    return p1 - p2, (p1 - p2 - half, p1 - p2 + half)
+    l1, u1 = wilson_interval(c1, n1, confidence)
+    l2, u2 = wilson_interval(c2, n2, confidence)
+    d = p1 - p2
+    return d, (d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2))
+
+
+def seeds_needed(sd: float, effect: float, confidence: float = CONFIDENCE, most: int = 100) -> int | None:
+    """Fewest seeds whose t interval of a mean difference with this spread excludes 0
+    when the true difference is ``effect``; None when more than ``most`` would be needed."""
+    if effect == 0:
+        return None
+    if sd == 0:
+        return 2
+    for n in range(2, most + 1):
+        if t_quantile(n - 1, confidence) * sd / math.sqrt(n) < abs(effect):
+            return n
+    return None
+
+
+def above_chance(correct: int, total: int, classes: int, confidence: float = CONFIDENCE) -> bool:
+    """Is top-1 significantly above 1/classes (the lower Wilson bound above chance)?"""
+    return wilson_interval(correct, total, confidence)[0] > 1.0 / classes

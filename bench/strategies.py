@@ -1,7 +1,7 @@
 """Fine-tuning strategies as framework-neutral plans.
 
 A strategy names *what* is trained and at which learning-rate multiplier, per
-canonical stage (see ``bench.architectures``). Each backend translates a
+canonical stage (see ``architectures/``). Each backend translates a
 :class:`Plan` into its own mechanism (Gluon ``grad_req='null'``/``lr_mult``,
 MindSpore ``requires_grad``/parameter groups); the runner never does.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .architectures import BACKBONE_STAGES, STAGES
+from architectures import BACKBONE_STAGES, STAGES
 from .errors import ConfigError
 
 # MindCV's custom-dataset guide: deep layers x1.05/1.1/1.15, classifier x1.2.

@@ -5,11 +5,15 @@ around calls that return only after the framework has synchronised.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import resource
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +44,8 @@ class StepTimer:
 
     warmup: int = 3
     batch_size: int = 1
+    packed: bool = False                  # the run may have shared its machine (bench run --pack)
+    contention: dict = field(default_factory=dict)
     compile_ms: float | None = None
     warmup_ms: list[float] = field(default_factory=list)
     steady_ms: list[float] = field(default_factory=list)
@@ -77,4 +83,79 @@ class StepTimer:
             "steady": steady,
             "data": summarize_ms(self.data_ms) | {"total_s": float(sum(self.data_ms) / 1e3)},
             "peak_rss_mb": peak_rss_mb(),
+            "packed": self.packed,
+            "contention": self.contention,
         }
+
+
+BUSY_SHARE = 0.10  # other processes using more than this share of the machine's CPU: contended
+
+
+def _machine_cpu_s() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [float(v) for v in open("/proc/stat").readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0.0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _process_cpu_s() -> float:
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+class ContentionProbe:
+    """Was anything else running while we timed? Machine CPU time minus our own.
+
+    Records the load average before and after, this process's CPU time, the CPU
+    time every other process used over the same wall time (``other_share``: as a
+    share of the machine's capacity) and the hypervisor's steal; ``busy`` when
+    other processes used more than ``BUSY_SHARE`` of the machine.
+    """
+
+    def start(self) -> "ContentionProbe":
+        self.load0, self.wall0 = os.getloadavg(), time.perf_counter()
+        self.machine0, self.me0 = _machine_cpu_s(), _process_cpu_s()
+        return self
+
+    def stop(self) -> dict:
+        wall = time.perf_counter() - self.wall0
+        me = _process_cpu_s() - self.me0
+        out = {"loadavg_before": list(self.load0), "loadavg_after": list(os.getloadavg()),
+               "wall_s": wall, "process_cpu_s": me, "cpus": os.cpu_count()}
+        machine1 = _machine_cpu_s()
+        if self.machine0 and machine1 and wall > 0:
+            other = max(0.0, machine1[0] - self.machine0[0] - me)
+            share = other / (wall * (os.cpu_count() or 1))
+            out.update(other_cpu_s=other, steal_s=machine1[1] - self.machine0[1], other_share=share,
+                       busy=share > BUSY_SHARE)
+        return out
+
+
+def lock_path() -> Path:
+    return Path(os.environ.get("BENCH_TIMING_LOCK") or Path(tempfile.gettempdir()) / "bench-timing.lock")
+
+
+@contextmanager
+def machine_lock(path: Path | None = None):
+    """Hold the machine-wide timing lock: two timed runs never overlap on one machine,
+    even from two ``bench run`` commands. A second one waits, and says for whom."""
+    path = Path(path or lock_path())
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            print(f"waiting: another bench run (pid {holder}) is timing on this machine ({path})",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

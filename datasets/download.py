@@ -6,6 +6,7 @@ ignores ranges). A checksum mismatch deletes the file and refuses it.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,10 +34,12 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
-    """``"sha256:<hex>"`` -> ("sha256", "<hex>")."""
+    """``"sha256:<hex>"`` -> ("sha256", "<hex>"). ``sha256-prefix:<hex>`` checks only the
+    leading digits (torchvision publishes 8 of them in its file names)."""
     algo, _, hexdigest = checksum.partition(":")
-    if algo not in ("md5", "sha1", "sha256") or not hexdigest:
-        raise DatasetError(f"checksum {checksum!r} must look like sha256:<hex>, sha1:<hex> or md5:<hex>")
+    if algo not in ("md5", "sha1", "sha256", "sha256-prefix") or not hexdigest:
+        raise DatasetError(f"checksum {checksum!r} must look like sha256:<hex>, sha1:<hex>, md5:<hex> "
+                           "or sha256-prefix:<hex>")
     return algo, hexdigest.lower()
 
 
@@ -47,8 +51,8 @@ def verify_checksum(path: Path, checksum: str, *, delete: bool = True) -> None:
             path.unlink()
         raise DownloadError(f"{path} is empty (0 bytes)" + ("; deleted it, download again" if delete else ""))
     algo, expected = parse_checksum(checksum)
-    actual = file_digest(path, algo)
-    if actual != expected:
+    actual = file_digest(path, algo.removesuffix("-prefix"))
+    if actual != expected and not (algo.endswith("-prefix") and actual.startswith(expected)):
         if delete:
             path.unlink()
         raise DownloadError(
@@ -112,6 +116,18 @@ def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.
     if checksum:
         verify_checksum(dest, checksum)
     return dest
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive lock on ``path`` (created): two processes preparing the same data take turns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _members_size(archive: Path) -> int:

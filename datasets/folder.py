@@ -12,6 +12,7 @@ from bench.errors import DatasetError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"}
 SHOTS_SEED = 0  # the few-shot subset is part of the dataset, not of the run seed
+VAL_SEED = 1    # so is the validation split carved from train
 
 
 @dataclass
@@ -83,6 +84,28 @@ class ImageFolder:
             order = rng.permutation(len(items))[:shots]
             kept.extend(items[i] for i in sorted(order))
         return ImageFolder(self.root, self.split, self.classes, kept, self.skip_bad_images)
+
+
+    def split_off(self, fraction: float) -> tuple["ImageFolder", "ImageFolder"]:
+        """(rest, held out): ``fraction`` of every class held out (at least one image, at
+        least one kept), chosen by a fixed seed, so every run of a dataset shares the split."""
+        rng = np.random.default_rng(VAL_SEED)
+        by_class: dict[int, list[tuple[Path, int]]] = {}
+        for s in self.samples:
+            by_class.setdefault(s[1], []).append(s)
+        rest, held = [], []
+        for label in sorted(by_class):
+            items = by_class[label]
+            if len(items) < 2:
+                raise DatasetError(f"class {self.classes[label]!r} in {self.root / self.split} has "
+                                   f"{len(items)} image(s): too few to carve a validation split")
+            k = min(max(1, round(fraction * len(items))), len(items) - 1)
+            order = rng.permutation(len(items))
+            held.extend(items[i] for i in sorted(order[:k]))
+            rest.extend(items[i] for i in sorted(order[k:]))
+        make = lambda samples, split: ImageFolder(self.root, split, self.classes, samples,  # noqa: E731
+                                                 self.skip_bad_images)
+        return make(rest, self.split), make(held, f"{self.split} (validation {fraction:g})")
 
 
 def read_image_folder(root: str | os.PathLike, split: str, *, skip_bad_images: bool = False) -> ImageFolder:

@@ -14,7 +14,7 @@ from bench.errors import ConfigError, DatasetError
 
 from . import cifar
 from .digits import prepare_digits
-from .download import download, extract, file_digest
+from .download import download, extract, file_digest, file_lock
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,14 @@ def prepare_remote(spec: RemoteDataset, data_root: Path, url: str | None = None)
 
 def prepare_dataset(name: str, data_root: Path | None = None, *, archive: str | None = None,
                     archive_checksum: str | None = None) -> Path:
-    """Image-folder root of a registered dataset, fetched and verified on first use."""
+    """Image-folder root of a registered dataset, fetched and verified on first use
+    (one process at a time per dataset: jobs sharing a node take turns)."""
     data_root = Path(data_root) if data_root else default_data_root()
+    with file_lock(data_root / f".{name}.lock"):
+        return _prepare(name, data_root, archive, archive_checksum)
+
+
+def _prepare(name: str, data_root: Path, archive: str | None, archive_checksum: str | None) -> Path:
     if name == "cifar10":
         if archive:
             return cifar.prepare_archive(archive, data_root, archive_checksum)

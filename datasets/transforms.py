@@ -1,5 +1,5 @@
 """Recipe transforms on PIL images -> float32 CHW arrays normalised with ImageNet mean/std
-(or the ``mean``/``std`` an architecture's weights expect, see ``bench.architectures.input_norm``).
+(or the ``mean``/``std`` an architecture's weights expect, see ``architectures.input_norm``).
 
 Train: RandomResizedCrop(size, scale, ratio 3/4..4/3) + horizontal flip.
 Eval: resize the shorter side to size*256/224 (aspect kept: torchvision/MindSpore

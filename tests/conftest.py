@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import architectures
 from backends import base
-from bench import architectures
 
-from .fake_backend import FAKE_TABLE
+from .fake_backend import FAKE_INFO, FAKE_SPEC
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -31,6 +31,14 @@ def write_image_folder(root: Path, splits=("train", "test"), classes=("a", "b"),
     return root
 
 
+@pytest.fixture(autouse=True)
+def private_timing_lock(request, tmp_path_factory, monkeypatch):
+    """Tests time nothing they publish: they never wait for (or block) a real sweep's
+    machine lock. The benchmark gates (-m bench) keep the real one."""
+    if request.node.get_closest_marker("bench") is None:
+        monkeypatch.setenv("BENCH_TIMING_LOCK", str(tmp_path_factory.getbasetemp() / "timing.lock"))
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return write_image_folder(tmp_path / "imgs")
@@ -38,8 +46,9 @@ def image_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def fake_backend(monkeypatch):
-    monkeypatch.setitem(base.REGISTRY, "fake", ("tests.fake_backend:FakeBackend", "none"))
+    monkeypatch.setitem(base.REGISTRY, "fake", FAKE_INFO)
     monkeypatch.setenv("BENCH_BACKENDS", "fake=tests.fake_backend:FakeBackend")  # for child processes
+    monkeypatch.setenv("BENCH_ARCHITECTURES", "tests.fake_backend")  # ... and parents of their own
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-    monkeypatch.setitem(architectures.ARCHITECTURES, "fake_mlp", {"fake": FAKE_TABLE})
+    monkeypatch.setitem(architectures._REGISTRY, "fake_mlp", FAKE_SPEC)
     return "fake"

@@ -12,19 +12,27 @@ import time
 
 import numpy as np
 
-from backends.base import Backend, Model, OptimConfig
-from bench.architectures import ARCHITECTURES, ArchTable
+import architectures
+from architectures import ArchSpec, FrameworkNames, Recipe
+from backends.base import Backend, BackendInfo, Model, OptimConfig
 
-FAKE_TABLE = ArchTable("fake_mlp", {
-    "stem": ("stem.",), "stage1": ("stage1.",), "stage2": ("stage2.",),
-    "stage3": ("stage3.",), "stage4": ("stage4.",), "head": ("head.",),
-})
+FAKE_SPEC = ArchSpec(
+    name="fake_mlp", description="NumPy MLP for tests",
+    stages={"stem": ("stem.",), "stage1": ("stage1.",), "stage2": ("stage2.",),
+            "stage3": ("stage3.",), "stage4": ("stage4.",), "head": ("head.",)},
+    frameworks={name: FrameworkNames("tests.fake_backend:build", "head") for name in ("fake", "fake2")},
+    recipe=Recipe(source="tests"), num_features=16, stems={"imagenet": 4}, every_backend=False)
+FAKE_TABLE = FAKE_SPEC.on("fake")
+FAKE_INFO = BackendInfo("tests.fake_backend:FakeBackend", "none", ("numpy",))
 
 
 # Fault injection for the isolation tests (read in the child process):
-# FAKE_FAULT=crash|kill|hang|nan, FAKE_FAULT_STEP=N (default 2).
+# FAKE_FAULT=crash|kill|killparent|hang|nan, FAKE_FAULT_STEP=N (default 2),
+# FAKE_FAULT_CLASSES=K: only in models with K classes (e.g. only the pretrain step).
 FAULT = os.environ.get("FAKE_FAULT")
 FAULT_STEP = int(os.environ.get("FAKE_FAULT_STEP", "2"))
+FAULT_CLASSES = int(os.environ.get("FAKE_FAULT_CLASSES", "0"))
+FAULT_SEED = os.environ.get("FAKE_FAULT_SEED")  # only in runs of this seed
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -38,6 +46,7 @@ class FakeModel(Model):
 
     def __init__(self, num_classes: int, seed: int):
         self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.params = {"stem.w": self.rng.normal(0, 0.3, (48, 16)).astype(np.float32)}
         self.replace_head(num_classes)
         self.frozen: set[str] = set()
@@ -52,7 +61,10 @@ class FakeModel(Model):
         self.params["head.b"] = np.zeros(num_classes, np.float32)
 
     def _read_native(self, path: str):
-        return dict(np.load(path))
+        if str(path).endswith(".pth"):  # as the torch backend reads them: no pickle runs code
+            from bench.pth import read_state_dict
+            return read_state_dict(path)
+        return dict(np.load(path, allow_pickle=False))
 
     def _write_native(self, path: str) -> None:
         with open(path, "wb") as f:
@@ -75,11 +87,15 @@ class FakeModel(Model):
 
     def train_step(self, x, y):
         self.steps += 1
-        if FAULT and self.steps == FAULT_STEP:
+        if FAULT and self.steps == FAULT_STEP and FAULT_CLASSES in (0, self.params["head.b"].size) \
+                and FAULT_SEED in (None, str(self.seed)):
             if FAULT == "crash":
                 os._exit(3)
             if FAULT == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if FAULT == "killparent":  # the process that started this run (a Ray worker)
+                os.kill(os.getppid(), signal.SIGKILL)
+                time.sleep(3600)
             if FAULT == "hang":
                 time.sleep(3600)
             if FAULT == "nan":
@@ -124,6 +140,15 @@ class FakeBackend(Backend):
     name = "fake"
     last_model: FakeModel | None = None
 
+    def native_step(self, arch, num_classes, *, image_size, batch, strategy, optim, seed=0, mode="graph",
+                    device="cpu"):
+        """The fake's "own loop": the same update, minus the harness's bookkeeping."""
+        model = FakeModel(num_classes, seed)
+        model.optim = optim
+        x = np.random.default_rng(seed).normal(0, 1, (batch, 3, image_size, image_size)).astype(np.float32)
+        y = (np.arange(batch) % num_classes).astype(np.int32)
+        return lambda: model.train_step(x, y)
+
     def versions(self):
         return {"numpy": np.__version__}
 
@@ -136,4 +161,9 @@ class FakeBackend(Backend):
         return FakeBackend.last_model
 
 
-ARCHITECTURES.setdefault("fake_mlp", {"fake": FAKE_TABLE})
+if FAKE_SPEC.name not in {s.name for s in architectures.all_specs()}:
+    architectures.register(FAKE_SPEC)
+
+
+def build(spec, num_classes: int, **opts) -> FakeModel:
+    return FakeModel(num_classes, 0)

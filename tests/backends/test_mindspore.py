@@ -36,7 +36,7 @@ def test_old_head_optimizer_moments_are_dropped(backend, tmp_path):
     assert not any(n.startswith("moments.") for n in dst.named_parameters())
 
 
-@pytest.mark.parametrize("arch", ["mobilenet_v3_small_100"])
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small"])
 def test_other_architectures_build_and_freeze(backend, arch):
     m = backend.create_model(arch, 4, image_size=pc.SIZE)
     m.configure(make_plan("linear-probe"), OptimConfig(lr=0.01))

@@ -15,6 +15,23 @@ def backend():
     return get_backend("mxnet")
 
 
+def test_zoo_download_failure_is_one_line(backend, monkeypatch):
+    """Offline, a zoo download fails fast and says what works instead (no raw ConnectionError)."""
+    from bench.errors import BackendUnavailable
+    monkeypatch.setenv("MXNET_HOME", "/nonexistent-bench-test")  # no cached zoo file
+    import backends.mxnet_models as mm
+    original = mm._zoo
+
+    def offline(name, num_classes, ctx, zoo):
+        if zoo:
+            raise ConnectionError("HTTPSConnectionPool(host='apache-mxnet.s3...'): Max retries exceeded")
+        return original(name, num_classes, ctx, zoo)
+    monkeypatch.setattr(mm, "_zoo", offline)
+    with pytest.raises(BackendUnavailable, match="efficientnet_lite0.*--pretrained PATH") as e:
+        backend.create_model(ARCH, 3, pretrained="zoo")
+    assert "\n" not in str(e.value) and "GluonCV" in str(e.value)
+
+
 def test_v2_d2l_model_builds(backend):
     m = backend.create_model("resnet18_v2", 2, image_size=pc.SIZE)
     assert m.predict(pc.batch()[0]).shape == (8, 2)
@@ -38,7 +55,7 @@ def test_gpu_absent_is_clear(backend):
 
 def test_cifar_stem_keeps_resolution(backend):
     m = backend.create_model(ARCH, 3, image_size=pc.SIZE, stem="cifar")
-    assert m.named_parameters()["features.0.weight"].shape == (64, 3, 3, 3)
+    assert m.named_parameters()["conv1.weight"].shape == (64, 3, 3, 3)
     assert m.predict(pc.batch()[0]).shape == (8, 3)
     from bench.errors import ConfigError
     with pytest.raises(ConfigError, match="zoo"):

@@ -1,23 +1,18 @@
 """The protocol checks, run on every installed backend with the same expectations
-(identical trainable counts on MXNet and MindSpore prove the strategies mean the same)."""
-import importlib.util
-
+(identical trainable counts on every backend prove the strategies mean the same)."""
 import pytest
 
 from backends.base import get_backend
 
 from . import protocol_checks as pc
+from .installed import BACKENDS, SUFFIX
 
 ARCH = "resnet18"
-INSTALLED = [(name, suffix) for name, module, suffix in
-             (("mxnet", "mxnet", ".params"), ("mindspore", "mindcv", ".ckpt"))
-             if importlib.util.find_spec(module)]
 
 
-@pytest.fixture(scope="module", params=INSTALLED, ids=[n for n, _ in INSTALLED])
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
-    name, suffix = request.param
-    return name, suffix, get_backend(name)
+    return request.param, SUFFIX[request.param], get_backend(request.param)
 
 
 def test_head_replacement_with_checkpoint_filtering(backend, tmp_path):
@@ -33,7 +28,7 @@ def test_replace_head(backend):
 def test_trainable_counts(backend):
     name, _, b = backend
     counts = pc.check_trainable_counts(b, name, ARCH)
-    assert counts == {"total": 11_178_051, "trainable": 512 * 3 + 3}  # ResNet-18, 3 classes, both zoos
+    assert counts == {"total": 11_178_051, "trainable": 512 * 3 + 3}  # ResNet-18, 3 classes, every backend
 
 
 def test_param_groups(backend):

@@ -37,7 +37,7 @@ def test_fault_becomes_failed_record_and_sweep_continues(fault, expect, earlier_
     assert len(failed) == 2 and all(expect in r["error"] for r in failed)
     assert path.read_bytes() == before  # the earlier record is untouched
     assert not list(out.glob("*.tmp"))
-    assert "did not finish" in capsys.readouterr().out
+    assert "not finished" in capsys.readouterr().out
 
 
 def test_nan_loss_recorded_as_diverged(earlier_record, image_folder, monkeypatch):

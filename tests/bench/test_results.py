@@ -19,7 +19,7 @@ def test_config_hash_is_stable_and_sensitive():
 def test_config_validation():
     with pytest.raises(ConfigError, match="unknown arm"):
         RunConfig(arm="zero-shot")
-    with pytest.raises(ConfigError, match="--epochs must be positive"):
+    with pytest.raises(ConfigError, match="--epochs must be an integer >= 1, got 0"):
         RunConfig(epochs=0)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.architectures import ARCHITECTURES, STAGES, arch_table
+from architectures import STAGES, all_specs, arch_table
 from bench.errors import ConfigError
 from bench.strategies import ALL_STRATEGIES, MINDCV_LAYERWISE, make_plan
 
@@ -46,11 +46,10 @@ def test_arch_table_errors_and_stage_lookup():
     assert t.stage_of("classifier.bias") == "head"
     with pytest.raises(ConfigError, match="unknown model"):
         arch_table("vgg99", "mxnet")
-    with pytest.raises(ConfigError, match="not available on backend 'mxnet'"):
-        arch_table("densenet121", "mxnet")
-    for arch, tables in ARCHITECTURES.items():
-        for t in tables.values():
-            assert set(t.prefixes) == set(STAGES), arch
+    with pytest.raises(ConfigError, match="not available on backend 'mindspore'"):
+        arch_table("resnet18_v2", "mindspore")
+    for spec in all_specs():
+        assert set(spec.stages) == set(STAGES), spec.name
 
 
 def test_frozen_bn_statistics_cover_every_stage_but_freeze_no_weights():

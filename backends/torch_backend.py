@@ -1,0 +1,239 @@
+"""PyTorch backend: the reference most users come from, on CPU and CUDA.
+
+Models are plain ``torch.nn`` with canonical names (``backends/torch_models.py``).
+Freezing sets ``requires_grad=False`` and keeps the BatchNorms of frozen stages
+in eval mode; per-stage learning rates are optimizer parameter groups.
+``mode="graph"`` is eager unless ``BENCH_TORCH_COMPILE=1`` (``torch.compile``): on
+2 CPU cores compiling did not pay off (README, "Fair speed").
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from architectures import arch_table, models_for
+from bench.errors import BackendUnavailable, CheckpointError, ConfigError
+from bench.pth import read_state_dict
+
+from .base import Backend, Model, OptimConfig, check_stem
+
+RUNNING_STATS = ("running_mean", "running_var")
+# Tuning knobs (bench tune), read once: intra-op threads, NHWC memory format, torch.compile.
+if os.environ.get("BENCH_TORCH_THREADS"):
+    torch.set_num_threads(int(os.environ["BENCH_TORCH_THREADS"]))
+CHANNELS_LAST = os.environ.get("BENCH_TORCH_CHANNELS_LAST") == "1"
+COMPILE = os.environ.get("BENCH_TORCH_COMPILE") == "1"
+
+
+def _device(device: str) -> torch.device:
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "gpu":
+        if not torch.cuda.is_available():
+            raise BackendUnavailable("--device gpu: torch sees no CUDA device "
+                                     f"(torch {torch.__version__}, cuda {torch.version.cuda or 'none'})")
+        return torch.device("cuda", 0)
+    raise BackendUnavailable(f"--device {device}: the torch backend has no {device} support; use cpu or gpu")
+
+
+def _module_at(net: nn.Module, path: list[str]) -> tuple[nn.Module, str]:
+    owner = net
+    for p in path[:-1]:
+        owner = owner[int(p)] if p.isdigit() else getattr(owner, p)
+    return owner, path[-1]
+
+
+class TorchModel(Model):
+    optimizer_state_prefixes = ("optimizer.", "state.", "param_groups.")
+
+    def __init__(self, net: nn.Module, arch: str, device: torch.device, compiled: bool):
+        self.net = net.to(device, memory_format=torch.channels_last) if CHANNELS_LAST else net.to(device)
+        self.arch = arch
+        self.table = arch_table(arch, "torch")
+        self.device = device
+        self.compiled = compiled
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.optim: OptimConfig | None = None
+        self._frozen_bn: list[nn.Module] = []
+        self._forward = net
+        self._training: bool | None = None
+
+    def replace_head(self, num_classes: int) -> None:
+        owner, leaf = _module_at(self.net, self.table.head_path)
+        old = owner[int(leaf)] if leaf.isdigit() else getattr(owner, leaf)
+        head = nn.Linear(old.in_features, num_classes).to(self.device)
+        nn.init.xavier_uniform_(head.weight)
+        nn.init.zeros_(head.bias)
+        if leaf.isdigit():
+            owner[int(leaf)] = head
+        else:
+            setattr(owner, leaf, head)
+
+    def _read_native(self, path: str) -> dict[str, np.ndarray]:
+        return read_state_dict(path)  # the torch-free, allow-listed reader: no pickle runs code
+
+    def _write_native(self, path: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+        os.close(fd)
+        torch.save({n: torch.from_numpy(v) for n, v in self.named_parameters().items()}, tmp)
+        os.replace(tmp, path)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        out = dict(self.net.named_parameters())
+        out.update((n, b) for n, b in self.net.named_buffers() if n.endswith(RUNNING_STATS))
+        return out
+
+    def _assign(self, values: dict[str, np.ndarray]) -> None:
+        tensors = self._tensors()
+        with torch.no_grad():
+            for name, value in values.items():
+                tensors[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    def configure(self, plan, optim: OptimConfig) -> None:
+        by_lr: dict[float, list] = {}
+        for name, p in self.net.named_parameters():
+            stage = self.table.stage_of(name)
+            p.requires_grad_(not plan.is_frozen(stage))
+            if p.requires_grad:
+                by_lr.setdefault(optim.lr * plan.lr_mult[stage], []).append(p)
+        self._frozen_bn = [m for name, m in self.net.named_modules()
+                           if isinstance(m, nn.BatchNorm2d) and plan.bn_frozen(self.table.stage_of(name + ".weight"))]
+        groups = [{"params": ps, "lr": lr} for lr, ps in by_lr.items()]
+        if optim.name in ("sgd", "momentum"):
+            self.optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum,
+                                             weight_decay=optim.weight_decay)
+        elif optim.name == "adam":
+            self.optimizer = torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        else:
+            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
+        self.optim = optim
+        self._training = None
+        if self.compiled:
+            self._forward = torch.compile(self.net)
+
+    def _set_training(self, training: bool) -> None:
+        if self._training is training:
+            return
+        self.net.train(training)
+        for bn in self._frozen_bn:  # frozen statistics: normalise with running stats, never update
+            bn.eval()
+        self._training = training
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        self._set_training(True)
+        xb = torch.from_numpy(x).to(self.device, non_blocking=True)
+        if CHANNELS_LAST:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yb = torch.from_numpy(y).to(self.device, non_blocking=True).long()
+        logits = self._forward(xb)
+        loss = F.cross_entropy(logits, yb)  # mean over the batch, as on every backend
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        correct = (logits.argmax(1) == yb).sum()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()  # every queued kernel, the update included
+        return float(loss.item()), int(correct.item())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self._set_training(False)
+        with torch.no_grad():
+            return self._forward(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        return {n: t.detach().cpu().numpy().copy() for n, t in self._tensors().items()}
+
+    def trainable_names(self) -> list[str]:
+        return [n for n, p in self.net.named_parameters() if p.requires_grad]
+
+    def _by_group(self, key: str) -> dict[str, list[str]]:
+        """Read back from the optimizer: group value -> names of its parameters."""
+        if self.optimizer is None:
+            return {}
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        out: dict[str, list[str]] = {}
+        for group in self.optimizer.param_groups:
+            out.setdefault(f"{group[key]:.6g}", []).extend(names[id(p)] for p in group["params"])
+        return out
+
+    def param_groups(self) -> dict[str, list[str]]:
+        return self._by_group("lr")
+
+    def weight_decay_groups(self) -> dict[str, list[str]]:
+        return self._by_group("weight_decay")
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def native_step(self, arch, num_classes, **opts):
+        return native_step(arch, num_classes, **opts)
+
+    def versions(self) -> dict[str, str]:
+        out = {"torch": torch.__version__, "numpy": np.__version__}
+        if torch.cuda.is_available():
+            out["cuda"] = str(torch.version.cuda)
+            out["gpu"] = torch.cuda.get_device_name(0)
+        return out
+
+    def models(self) -> list[str]:
+        return models_for("torch")
+
+    def runtime_settings(self) -> dict:
+        return {"torch.get_num_threads": torch.get_num_threads(),
+                "torch.get_num_interop_threads": torch.get_num_interop_threads(),
+                "mkldnn": torch.backends.mkldnn.is_available(),
+                "compile": COMPILE, "channels_last": CHANNELS_LAST}
+
+    def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
+                     device: str = "cpu", seed: int = 0, image_size: int = 224,
+                     mode: str = "graph", stem: str = "imagenet") -> TorchModel:
+        view = arch_table(arch, "torch")
+        check_stem(stem, pretrained, view.spec)
+        dev = _device(device)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        net = view.build(num_classes, image_size=image_size, stem=stem)
+        compiled = mode == "graph" and COMPILE
+        if pretrained == "zoo":
+            raise ConfigError("the torch backend loads ImageNet weights as a canonical file "
+                              "(--pretrained imagenet resolves torchvision's, or --pretrained PATH)")
+        model = TorchModel(net, arch, dev, compiled)
+        model.replace_head(num_classes)  # Xavier head, as on every backend
+        return model
+
+
+def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
+    """The reference PyTorch loop: ``zero_grad``, ``cross_entropy``, ``backward``, ``step`` on
+    the same network, tensors already on the device. Returns one step (synchronised on CUDA)."""
+    from bench.strategies import make_plan
+    model = TorchBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
+    net, plan, dev = model.net, make_plan(strategy), model.device
+    for name, p in net.named_parameters():
+        p.requires_grad_(not plan.is_frozen(model.table.stage_of(name)))
+    net.train()
+    for name, m in net.named_modules():
+        if isinstance(m, nn.BatchNorm2d) and plan.bn_frozen(model.table.stage_of(name + ".weight")):
+            m.eval()
+    forward = torch.compile(net) if model.compiled else net
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=optim.lr,
+                          momentum=optim.momentum, weight_decay=optim.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)
+    y = (torch.arange(batch) % num_classes).to(dev)
+    if CHANNELS_LAST:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(forward(x), y).backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    return step

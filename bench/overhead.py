@@ -1,0 +1,240 @@
+"""``bench overhead``: the harness's train step against each framework's own minimal loop.
+
+For every (backend, model, image size, strategy), the same network, batch, input
+and optimizer (SGD, momentum 0.9) are stepped two ways, each in its own process:
+
+* ``harness``: ``Model.train_step`` as the runner calls it (numpy batch in, mean
+  loss and correct count out, synchronised);
+* ``native``: ``Backend.native_step``, the framework's idiomatic minimal loop
+  (Gluon ``Trainer``, MindSpore ``TrainOneStepCell``, a plain PyTorch loop) on
+  tensors already in place.
+
+The two run one after the other, never at once (the machine lock), alternating
+first place over ``--rounds`` so that drift hits both alike. The ratio is the
+harness median over the native median (all steady steps of all rounds pooled);
+the per-round ratios show how sure it is. One JSON record per combination.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from .results import SCHEMA_VERSION, utc_now, write_json_atomic
+
+DEFAULT_OUT = Path("runs-overhead")
+LOOPS = ("native", "harness")
+
+
+def _csv(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def add_step_args(p: argparse.ArgumentParser, sizes: str) -> None:
+    from .cli import integer, number
+    p.add_argument("--backend", default="mxnet,mindspore,torch", help="comma-separated backends")
+    p.add_argument("--model", default="resnet18", help="comma-separated architectures")
+    p.add_argument("--image-size", type=_ints, default=_ints(sizes), help=f"comma-separated sizes (default {sizes})")
+    p.add_argument("--batch-size", type=integer(1), default=16)
+    p.add_argument("--steps", type=integer(3), default=15, help="timed steps per process")
+    p.add_argument("--warmup", type=integer(0), default=3, help="steps after the compile step, not timed")
+    p.add_argument("--timeout", type=number(0), default=900, help="seconds per measuring process")
+    p.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment setting for every measuring process (e.g. OMP_NUM_THREADS=2)")
+    p.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+
+
+def add_overhead_args(p: argparse.ArgumentParser) -> None:
+    from .cli import integer
+    add_step_args(p, "32,112")
+    p.set_defaults(model="resnet18,efficientnet_lite0")
+    p.add_argument("--strategy", default="full,linear-probe", help="comma-separated strategies")
+    p.add_argument("--rounds", type=integer(1), default=2, help="native/harness process pairs per combination")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"directory for the records (default {DEFAULT_OUT}/)")
+    p.add_argument("--from", dest="source", type=Path, help="render the table from records in DIR; measure nothing")
+
+
+# --- the child: one loop, timed ----------------------------------------------------------
+
+def _build_loop(spec: dict):
+    from backends.base import OptimConfig, get_backend
+    from bench.strategies import make_plan
+
+    backend = get_backend(spec["backend"])
+    optim = OptimConfig("sgd", spec["lr"], 0.9, 1e-4)
+    classes, size, batch = spec["classes"], spec["image_size"], spec["batch_size"]
+    if spec["loop"] == "native":
+        return backend, backend.native_step(spec["model"], classes, image_size=size, batch=batch,
+                                            strategy=spec["strategy"], optim=optim, mode=spec["mode"],
+                                            device=spec["device"])
+    model = backend.create_model(spec["model"], classes, image_size=size, mode=spec["mode"], device=spec["device"])
+    model.configure(make_plan(spec["strategy"]), optim)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (batch, 3, size, size)).astype(np.float32)
+    y = (np.arange(batch) % classes).astype(np.int32)
+    return backend, lambda: model.train_step(x, y)
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    """Internal (``bench _step``): build one loop, time its steps, write the result as JSON."""
+    from .environment import capture_environment
+    from .settings import effective_settings
+    from .timing import ContentionProbe, summarize_ms
+
+    spec = json.loads(args.spec)
+    backend, step = _build_loop(spec)
+    t0 = time.perf_counter()
+    step()
+    compile_ms = (time.perf_counter() - t0) * 1e3
+    for _ in range(spec["warmup"]):
+        step()
+    probe, times = ContentionProbe().start(), []
+    for _ in range(spec["steps"]):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    write_json_atomic(args.result_file, {
+        "compile_ms": compile_ms, "steps_ms": times, "stats": summarize_ms(times), "contention": probe.stop(),
+        "environment": capture_environment(backend.versions(), backend.runtime_settings(),
+                                           effective_settings(spec["backend"]))})
+    return 0
+
+
+# --- the parent: processes one at a time ------------------------------------------------
+
+def measure(spec: dict, settings: dict[str, str], timeout: float) -> dict:
+    """Run one ``_step`` child for ``spec`` under the machine lock; its result or {"error": ...}."""
+    from .settings import child_env
+    from .timing import machine_lock
+
+    with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp, machine_lock():
+        result = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "bench", "_step", json.dumps(spec), "--result-file", str(result)]
+        try:
+            proc = subprocess.run(cmd, env=child_env(spec["backend"], settings), capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout:g} s"}
+        if proc.returncode != 0 or not result.exists():
+            return {"error": f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''}"}
+        return json.loads(result.read_text())
+
+
+def step_spec(backend: str, model: str, size: int, strategy: str, loop: str, args) -> dict:
+    return {"backend": backend, "model": model, "image_size": size, "strategy": strategy, "loop": loop,
+            "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "classes": 5,
+            "lr": 0.01, "mode": "graph", "device": "cpu"}
+
+
+def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) -> dict:
+    rec = {"schema_version": SCHEMA_VERSION, "kind": "overhead", "created": utc_now(), "spec": spec,
+           "settings": settings}
+    for loop in LOOPS:
+        ok = [r for r in results[loop] if "error" not in r]
+        steps = [t for r in ok for t in r["steps_ms"]]
+        rec[loop] = {"rounds": len(results[loop]), "errors": [r["error"] for r in results[loop] if "error" in r],
+                     "median_ms": float(np.median(steps)) if steps else None,
+                     "round_medians_ms": [r["stats"]["median_ms"] for r in ok],
+                     "compile_ms": [r["compile_ms"] for r in ok], "n": len(steps),
+                     "contended": any(r["contention"].get("busy") for r in ok)}
+        if ok:
+            rec["environment"] = ok[0]["environment"]
+    n, h = rec["native"]["round_medians_ms"], rec["harness"]["round_medians_ms"]
+    if rec["native"]["median_ms"] and rec["harness"]["median_ms"]:
+        rec["ratio"] = rec["harness"]["median_ms"] / rec["native"]["median_ms"]
+        rec["round_ratios"] = [b / a for a, b in zip(n, h)]
+    return rec
+
+
+def run_combination(backend: str, model: str, size: int, strategy: str, args) -> dict:
+    settings = dict(args.set)
+    results: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
+    for i in range(args.rounds):
+        for loop in (LOOPS if i % 2 == 0 else LOOPS[::-1]):
+            results[loop].append(measure(step_spec(backend, model, size, strategy, loop, args), settings,
+                                         args.timeout))
+    spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args).items() if k != "loop"}
+    spec["rounds"] = args.rounds
+    return overhead_record(spec, results, settings)
+
+
+def render_overhead(records: list[dict], fmt: str = "terminal") -> str:
+    rows = []
+    for r in sorted(records, key=lambda r: (r["spec"]["backend"], r["spec"]["model"], r["spec"]["image_size"],
+                                            r["spec"]["strategy"])):
+        s, n, h = r["spec"], r["native"], r["harness"]
+        busy = " †" if n["contended"] or h["contended"] else ""
+        spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r.get("round_ratios") else "-")
+        errors = "; ".join(n["errors"] + h["errors"])
+        rows.append([s["backend"], s["model"], s["image_size"], s["strategy"],
+                     "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
+                     "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
+                     ("-" if "ratio" not in r else f"{r['ratio']:.3f}") + busy, spread, errors or ""])
+    table = tabulate(rows, headers=["backend", "model", "px", "strategy", "native ms", "harness ms",
+                                    "harness/native", "per round", "errors"],
+                     tablefmt={"terminal": "simple", "markdown": "github"}[fmt], disable_numparse=True)
+    return table + "\n\n† measured while other processes used > 10% of the machine's CPU"
+
+
+def _load(source: Path) -> list[dict]:
+    records = []
+    for path in sorted(Path(source).glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            print(f"bench: skipped: {path}: {e}", file=sys.stderr)
+            continue
+        if isinstance(rec, dict) and rec.get("kind") == "overhead":
+            records.append(rec)
+    return records
+
+
+def run_overhead(args: argparse.Namespace) -> int:
+    from backends.base import check_installed
+    from .errors import BenchError
+
+    if args.source:
+        records = _load(args.source)
+        if not records:
+            raise BenchError(f"no overhead records in {args.source}")
+        print(render_overhead(records, args.format))
+        return 0
+    backends = _csv(args.backend)
+    for name in backends:
+        check_installed(name)
+    records = []
+    for backend, model, size, strategy in itertools.product(backends, _csv(args.model), args.image_size,
+                                                            _csv(args.strategy)):
+        print(f"{backend} {model} {size}px {strategy}: ", end="", flush=True)
+        rec = run_combination(backend, model, size, strategy, args)
+        stamp = rec["created"].replace(":", "").replace("-", "")
+        write_json_atomic(Path(args.out) / f"{stamp}_overhead_{backend}_{model}_{size}px_{strategy}_{os.getpid()}.json",
+                          rec)
+        print(f"{rec.get('ratio', float('nan')):.3f}", flush=True)
+        records.append(rec)
+    print()
+    print(render_overhead(records, args.format))
+    return 0 if all("ratio" in r for r in records) else 1

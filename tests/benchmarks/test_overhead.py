@@ -1,0 +1,39 @@
+"""The harness's cost, measured by the suite: harness/native <= 1.05 for every backend.
+
+Each combination runs ``bench overhead``'s measurement: the harness step and the
+framework's own minimal loop, each in its own process, alternating over two
+rounds, one at a time (the machine lock). Run alone on an idle machine:
+
+    pytest tests/benchmarks/test_overhead.py -m bench
+
+``BENCH_OVERHEAD_MODELS`` (comma-separated) narrows the architectures.
+"""
+import argparse
+import os
+
+import pytest
+
+from bench.overhead import run_combination
+
+from ..backends.installed import BACKENDS
+from .conftest import replay
+
+pytestmark = pytest.mark.bench
+MODELS = os.environ.get("BENCH_OVERHEAD_MODELS", "resnet18,efficientnet_lite0").split(",")
+TARGET = 1.05
+
+
+@pytest.mark.parametrize("strategy", ["full", "linear-probe"])
+@pytest.mark.parametrize("size", [32, 112])
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_harness_costs_at_most_five_percent(benchmark, backend, model, size, strategy):
+    args = argparse.Namespace(batch_size=16, steps=15, warmup=3, rounds=2, timeout=1800, set=[])
+    rec = run_combination(backend, model, size, strategy, args)
+    assert "ratio" in rec, rec["native"]["errors"] + rec["harness"]["errors"]
+    replay(benchmark, rec["harness"]["round_medians_ms"])  # one round: one harness process's median
+    benchmark.extra_info.update(ratio=rec["ratio"], round_ratios=rec["round_ratios"],
+                                native_ms=rec["native"]["median_ms"], harness_ms=rec["harness"]["median_ms"])
+    assert not (rec["native"]["contended"] or rec["harness"]["contended"]), "timed while the machine was busy"
+    assert rec["ratio"] <= TARGET, (f"{backend} {model} {size}px {strategy}: harness/native {rec['ratio']:.3f} "
+                                    f"(per round {rec['round_ratios']})")
