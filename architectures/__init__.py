@@ -47,6 +47,7 @@ class FrameworkNames:
     head: str                                 # attribute path of the classifier ("fc", "classifier.3")
     rules: tuple[tuple[str, str], ...] = ()   # (regex, replacement), in order: framework -> canonical
     zoo: str | None = None                    # the framework zoo's model with ImageNet weights
+    options: dict = field(default_factory=dict)  # measured per-architecture runtime choices (bench tune)
 
     def to_canonical(self, name: str) -> str:
         for pattern, replacement in self.rules:

@@ -43,7 +43,8 @@ register(ArchSpec(
         "mindspore": FrameworkNames("backends.mindspore_models:build_densenet", "classifier",
                                     _mindcv_rules(), zoo="densenet121"),
         "torch": FrameworkNames("backends.torch_models:build_densenet", "classifier",
-                                zoo="https://download.pytorch.org/models/densenet121-a639ec97.pth"),
+                                zoo="https://download.pytorch.org/models/densenet121-a639ec97.pth",
+                                options={"channels_last": True}),  # 0.66x the NCHW step at 64 px
     },
     recipe=Recipe(source="MindCV DenseNet-121 Canidae fine-tune: Adam 1e-4 (backbone trains), "
                          "1e-3 (frozen backbone)",

@@ -62,7 +62,9 @@ register(ArchSpec(
     frameworks={
         "mxnet": FrameworkNames("backends.mxnet_models:build_efficientnet_lite0", "_fc", GLUON_BN),
         "mindspore": FrameworkNames("backends.mindspore_models:build_efficientnet_lite0", "_fc", MINDSPORE_BN),
-        "torch": FrameworkNames("backends.torch_models:build_efficientnet_lite0", "_fc"),
+        # channels-last: 0.57-0.85x the NCHW step at 32-112 px (bench tune, results/tuning.md)
+        "torch": FrameworkNames("backends.torch_models:build_efficientnet_lite0", "_fc",
+                                options={"channels_last": True}),
     },
     # The MindSpore Canidae optimizer settings; BatchNorm statistics frozen: with batch
     # statistics the pretrained Lite0 misclassifies everything (README), and SGD lr 0.01

@@ -100,7 +100,8 @@ register(ArchSpec(
         "mindspore": FrameworkNames("backends.mindspore_models:build_mobilenet_v3", "classifier.3",
                                     _mindcv_rules(), zoo="mobilenet_v3_small_100"),
         "torch": FrameworkNames("backends.torch_models:build_mobilenet_v3", "classifier.3",
-                                zoo="https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth"),
+                                zoo="https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
+                                options={"channels_last": True}),  # 0.76x the NCHW step at 64 px
     },
     recipe=Recipe(source="MindCV custom-dataset guide (Aircraft): Momentum 0.9, lr 0.002 "
                          "(configs/mobilenetv3 wd 2e-5)",

@@ -239,6 +239,10 @@ class Model(abc.ABC):
         ``wd_mult`` says otherwise; the suite decays every trainable parameter on both.
         """
 
+    def describe(self) -> dict:
+        """Per-model runtime choices worth a record (memory format, compilation), if any."""
+        return {}
+
     def param_counts(self) -> dict[str, int]:
         """Scalar counts of learnable weights (BN running statistics excluded)."""
         values = self.named_parameters()

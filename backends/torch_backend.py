@@ -26,7 +26,7 @@ RUNNING_STATS = ("running_mean", "running_var")
 # Tuning knobs (bench tune), read once: intra-op threads, NHWC memory format, torch.compile.
 if os.environ.get("BENCH_TORCH_THREADS"):
     torch.set_num_threads(int(os.environ["BENCH_TORCH_THREADS"]))
-CHANNELS_LAST = os.environ.get("BENCH_TORCH_CHANNELS_LAST") == "1"
+CHANNELS_LAST = os.environ.get("BENCH_TORCH_CHANNELS_LAST")  # "1"/"0": override the architecture's choice
 COMPILE = os.environ.get("BENCH_TORCH_COMPILE") == "1"
 
 
@@ -41,6 +41,14 @@ def _device(device: str) -> torch.device:
     raise BackendUnavailable(f"--device {device}: the torch backend has no {device} support; use cpu or gpu")
 
 
+def channels_last(view) -> bool:
+    """NHWC memory: the architecture's measured choice (DenseNet, MobileNetV3, EfficientNet: faster;
+    ResNets: slower below 112 px), unless BENCH_TORCH_CHANNELS_LAST says otherwise."""
+    if CHANNELS_LAST in ("0", "1"):
+        return CHANNELS_LAST == "1"
+    return bool(view.names.options.get("channels_last"))
+
+
 def _module_at(net: nn.Module, path: list[str]) -> tuple[nn.Module, str]:
     owner = net
     for p in path[:-1]:
@@ -52,9 +60,10 @@ class TorchModel(Model):
     optimizer_state_prefixes = ("optimizer.", "state.", "param_groups.")
 
     def __init__(self, net: nn.Module, arch: str, device: torch.device, compiled: bool):
-        self.net = net.to(device, memory_format=torch.channels_last) if CHANNELS_LAST else net.to(device)
         self.arch = arch
         self.table = arch_table(arch, "torch")
+        self.channels_last = channels_last(self.table)
+        self.net = net.to(device, memory_format=torch.channels_last) if self.channels_last else net.to(device)
         self.device = device
         self.compiled = compiled
         self.optimizer: torch.optim.Optimizer | None = None
@@ -127,7 +136,7 @@ class TorchModel(Model):
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         self._set_training(True)
         xb = torch.from_numpy(x).to(self.device, non_blocking=True)
-        if CHANNELS_LAST:
+        if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         yb = torch.from_numpy(y).to(self.device, non_blocking=True).long()
         logits = self._forward(xb)
@@ -143,7 +152,14 @@ class TorchModel(Model):
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._set_training(False)
         with torch.no_grad():
-            return self._forward(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+            xb = torch.from_numpy(x).to(self.device)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            return self._forward(xb).float().cpu().numpy()
+
+    def describe(self) -> dict:
+        return {"memory_format": "channels_last" if self.channels_last else "contiguous (NCHW)",
+                "torch.compile": self.compiled}
 
     def named_parameters(self) -> dict[str, np.ndarray]:
         return {n: t.detach().cpu().numpy().copy() for n, t in self._tensors().items()}
@@ -188,7 +204,7 @@ class TorchBackend(Backend):
         return {"torch.get_num_threads": torch.get_num_threads(),
                 "torch.get_num_interop_threads": torch.get_num_interop_threads(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
-                "compile": COMPILE, "channels_last": CHANNELS_LAST}
+                "compile": COMPILE, "channels_last": CHANNELS_LAST or "per architecture"}
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
@@ -227,7 +243,7 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)
     y = (torch.arange(batch) % num_classes).to(dev)
-    if CHANNELS_LAST:
+    if model.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:

@@ -281,7 +281,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
-                           "weight_decay_groups": model.weight_decay_groups()}
+                           "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe()}
         loaders = make_loaders(backend, config, train, validation, evaluation)
         train_and_evaluate(model, config, loaders, timer, record, progress)
         record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
