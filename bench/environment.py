@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CODE_PATHS = ("architectures", "backends", "bench", "datasets", "pyproject.toml")
 
 
 def cpu_model() -> str:
@@ -45,7 +46,8 @@ def git_commit() -> dict:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+        # dirty: the *code* differs from the commit (docs and published results don't change a run)
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS).stdout.strip() != ""
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

@@ -30,7 +30,7 @@ KNOBS = {
               "MXNET_MKLDNN_ENABLED": ("0",), "KMP_AFFINITY": ("granularity=fine,compact,1,0",)},
     "mindspore": {"ONEDNN_MAX_CPU_ISA": ("ALL", "AVX512_CORE", "AVX2"), "OMP_NUM_THREADS": THREADS,
                   "BENCH_MS_RUNTIME_THREADS": THREADS, "BENCH_MS_JIT_LEVEL": ("O0", "O1")},
-    "torch": {"BENCH_TORCH_THREADS": THREADS, "OMP_NUM_THREADS": THREADS, "BENCH_TORCH_CHANNELS_LAST": ("1",),
+    "torch": {"BENCH_TORCH_THREADS": THREADS, "OMP_NUM_THREADS": THREADS, "BENCH_TORCH_CHANNELS_LAST": ("0", "1"),
               "BENCH_TORCH_COMPILE": ("1",)},
 }
 
