@@ -125,6 +125,16 @@ def zoo_unreachable(arch: str, backend: str, zoo: str, error: Exception) -> Back
         "or this backend's own checkpoint)")
 
 
+def zoo_requested(view, stem: str, pretrained: str | None, zoo: str) -> bool:
+    """Check a create_model request against the architecture; True when the framework's zoo
+    ImageNet weights are wanted (``zoo``: the zoo's name, for the message when it has none)."""
+    check_stem(stem, pretrained, view.spec)
+    if pretrained == "zoo" and not view.names.zoo:
+        raise ConfigError(f"{zoo} has no ImageNet weights for {view.arch}; they come from a canonical "
+                          "file (--pretrained imagenet resolves it, or --pretrained PATH)")
+    return pretrained == "zoo"
+
+
 def check_stem(stem: str, pretrained: str | None, spec) -> None:
     """``spec``: the architecture's ``ArchSpec`` (its ``stems`` say which exist)."""
     if stem not in spec.stems:

@@ -30,7 +30,7 @@ from architectures import arch_table, models_for  # noqa: E402
 from bench.checkpoints import read_mindspore_ckpt  # noqa: E402
 from bench.errors import BackendUnavailable, ConfigError  # noqa: E402
 
-from .base import Backend, Model, OptimConfig, check_stem, zoo_unreachable  # noqa: E402
+from .base import Backend, Model, OptimConfig, zoo_requested, zoo_unreachable  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
@@ -300,11 +300,7 @@ class MindSporeBackend(Backend):
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> MindSporeModel:
         view = arch_table(arch, "mindspore")
-        check_stem(stem, pretrained, view.spec)
-        zoo = pretrained == "zoo"
-        if zoo and not view.names.zoo:
-            raise ConfigError(f"MindCV has no ImageNet weights for {arch}; they come from a canonical "
-                              "file (--pretrained imagenet resolves it, or --pretrained PATH)")
+        zoo = zoo_requested(view, stem, pretrained, "MindCV's zoo")
         _set_context(device, mode)
         ms.set_seed(seed)
         np.random.seed(seed)

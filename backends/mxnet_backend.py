@@ -20,7 +20,7 @@ from architectures import arch_table, models_for
 from bench.checkpoints import read_mxnet_params
 from bench.errors import BackendUnavailable, ConfigError
 
-from .base import Backend, Model, OptimConfig, check_stem, zoo_unreachable
+from .base import Backend, Model, OptimConfig, zoo_requested, zoo_unreachable
 from .mxnet_models import replace_child
 
 
@@ -191,11 +191,7 @@ class GluonBackend(Backend):
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> GluonModel:
         view = arch_table(arch, "mxnet")
-        check_stem(stem, pretrained, view.spec)
-        zoo = pretrained == "zoo"
-        if zoo and not view.names.zoo:
-            raise ConfigError(f"no MXNet zoo has ImageNet weights for {arch}; they come from a canonical "
-                              "file (--pretrained imagenet resolves it, or --pretrained PATH)")
+        zoo = zoo_requested(view, stem, pretrained, "GluonCV's zoo")
         ctx = _context(device)
         mx.random.seed(seed)
         np.random.seed(seed)

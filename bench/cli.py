@@ -257,6 +257,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("datasets:")
     for d in list(EMBEDDED.values()) + list(REMOTE.values()):
         print(f"  {d.name:16s} {d.description}")
+    print(f"  {'cifar10':16s} CIFAR-10: the official pickled batches (downloaded, MD5 checked) or an image-folder "
+          "archive (--archive PATH|URL, checksum checked)")
     print("strategies:")
     for k, v in STRATEGY_HELP.items():
         print(f"  {k:16s} {v}")

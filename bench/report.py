@@ -16,6 +16,26 @@ from .groups import Group, group_records, pair_groups, pair_key, paired_finals
 from .stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
+HOW_TO_READ = """### How to read these tables
+
+* **A row is one configuration**: records group by their config hash without the seed, so runs
+  that differ in any hyper-parameter (lr, optimizer, epochs, batch, BatchNorm mode, stem, shots,
+  scratch initialiser, ...) never share a row; where two rows would look alike, `[field=value]`
+  names what differs. A seed run twice counts once (the latest run) and is listed as a duplicate.
+* **Accuracy** is top-1 on the eval split (a fraction). Over seeds: `mean ± sd [lo, hi]`, the 95%
+  Student t interval of the mean (SciPy); one seed: its top-1 with the 95% Wilson interval over the
+  eval images. `⚠k/n`: k of n runs ended not significantly above chance (lower Wilson bound <= 1/classes).
+* **Fine-tuned minus scratch** pairs the two arms seed by seed on the same task and budget: paired t
+  interval (one seed: Newcombe's interval over the eval images). A row whose interval includes 0 says
+  *unresolved*, with the number of seeds its observed spread would need; a fine-tuned arm below its
+  scratch arm says so. Scratch arms start from the shared canonical init (`shared`) unless marked `native`.
+* **Seeds** were chosen from the spread measured before publishing: enough that the paired t interval of
+  the noisiest row excludes 0 at the smallest gap seen then. *Seeds: were there enough?* checks that
+  choice against these records: per experiment the largest spread of paired differences, the smallest
+  gap, and the seeds a paired t interval would need at those.
+* **Times**: steady-state train step (compile step and warm-up excluded), median over seeds; time to
+  target is cumulative training time, evaluation excluded. `†`: other processes used more than 10% of
+  the machine's CPU while the run was timed; `‡`: a packed run (`--pack`), whose times are left out."""
 
 
 def _tablefmt(fmt: str) -> str:
@@ -97,6 +117,9 @@ def render_table(records: list[dict], fmt: str = "terminal") -> str:
     headers = ["experiment", "model", "backend", "arm", "strategy", "shots", "seeds", "top-1 (final)",
                "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "compile s", "data ms",
                "time to target s", "train s"]
+    if all(row[8] == "-" for row in rows):  # no run carved a validation split
+        headers.pop(8)
+        rows = [row[:8] + row[9:] for row in rows]
     out = tabulate(rows, headers=headers, tablefmt=_tablefmt(fmt), disable_numparse=True)
     notes = render_notes(records, groups)
     return out + ("\n\n" + notes if notes else "")
@@ -199,6 +222,29 @@ def gap_rows(records: list[dict]) -> list[list]:
             for g in gaps(records)]
 
 
+def render_seed_count(records: list[dict], fmt: str = "terminal") -> str:
+    """Were there enough seeds? Per experiment: the largest spread of paired differences,
+    the smallest gap, and the seeds a paired t interval needs to exclude 0 at them."""
+    by_exp: dict[str, list] = {}
+    for ft, sc in pair_groups(group_records(records)):
+        ft_runs, sc_runs = paired_finals(ft, sc)
+        if len(ft_runs) > 1:
+            d = np.subtract([r["accuracy"]["final"] for r in ft_runs], [r["accuracy"]["final"] for r in sc_runs])
+            by_exp.setdefault(ft.label("experiment"), []).append((len(d), float(np.std(d, ddof=1)), abs(float(d.mean()))))
+    rows = []
+    for experiment, stats in sorted(by_exp.items()):
+        worst_sd, smallest = max(s for _, s, _ in stats), min(g for _, _, g in stats)
+        need = seeds_needed(worst_sd, smallest)
+        rows.append([experiment, f"{min(n for n, _, _ in stats)}–{max(n for n, _, _ in stats)}", f"{worst_sd:.3f}",
+                     f"{smallest:.3f}", need if need else "> 100", sum(1 for n, s, g in stats
+                                                                    if seeds_needed(s, g) and seeds_needed(s, g) <= n)])
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "seeds per row", "largest paired sd", "smallest gap",
+                                   "seeds that spread needs at that gap", "rows resolved by their own spread"],
+                    tablefmt=_tablefmt(fmt), disable_numparse=True)
+
+
 def render_gaps(records: list[dict], fmt: str = "terminal") -> str:
     rows = gap_rows(records)
     if not rows:
@@ -234,6 +280,32 @@ def render_init_effect(records: list[dict], fmt: str = "terminal") -> str:
                     tablefmt=_tablefmt(fmt), disable_numparse=True)
 
 
+def _job_seconds(rec: dict) -> float | None:
+    from datetime import datetime
+    try:
+        start, end = (datetime.strptime(rec[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("created", "finished"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
+def render_sweep_time(records: list[dict], fmt: str = "terminal", nodes=(1, 2, 4, 8)) -> str:
+    """Summed job wall time per experiment (each record's created -> finished, process start and
+    evaluation included), and the wall time the same jobs would take on N nodes running one timed
+    job each: the pretrain steps first, then the arms spread evenly (the plan's dependency graph)."""
+    rows = []
+    for experiment in sorted({r["config"]["experiment"] for r in records}):
+        recs = [r for r in records if r["config"]["experiment"] == experiment]
+        times = [(r["config"]["arm"], _job_seconds(r)) for r in recs]
+        pre = sum(t for arm, t in times if arm == "pretrain" and t)
+        arms = sum(t for arm, t in times if arm != "pretrain" and t)
+        rows.append([experiment, len(recs), f"{(pre + arms) / 60:.1f}", f"{pre / 60:.1f}"]
+                    + [f"{(pre + arms / n) / 60:.1f}" for n in nodes])
+    return tabulate(rows, headers=["experiment", "jobs", "job time, min", "of which pretrain, min"]
+                    + [f"on {n} node{'s' if n > 1 else ''}, min" for n in nodes],
+                    tablefmt=_tablefmt(fmt), disable_numparse=True)
+
+
 def render_environments(records: list[dict], fmt: str = "terminal") -> str:
     """Which machines, framework versions and runtime settings the tables were measured on."""
     seen = {}
@@ -258,18 +330,14 @@ def render_report(records: list[dict], fmt: str = "terminal", sources: str = "")
     md = fmt == "markdown"
     parts = []
     if md:
-        parts.append(
-            f"# Results\n\nGenerated by `python -m bench report --format markdown {sources}` from "
-            f"{len(records)} JSON records; do not edit by hand. A row is one configuration (every "
-            "hyper-parameter; seeds grouped, a repeated seed counted once). Accuracy is top-1 on the eval "
-            "split (fraction): `mean ± sd [lo, hi]` over seeds with the 95% t interval of the mean, or one "
-            "run's top-1 with its 95% Wilson interval over the eval images. Times: steady-state train step "
-            "(compile step and warm-up excluded), median over seeds; time to target is cumulative training "
-            "time, evaluation excluded.\n")
+        parts.append(f"# Results\n\nGenerated by `python -m bench report --format markdown {sources}` from "
+                     f"{len(records)} JSON records; do not edit by hand.\n\n{HOW_TO_READ}\n")
     sections = [("Strategy × backend (top-1, mean ± sd (seeds))", render_strategy_matrix(records, fmt)),
                 ("All configurations", render_table(records, fmt)),
                 ("Fine-tuned minus scratch (top-1)", render_gaps(records, fmt)),
                 ("Scratch: shared canonical init vs each framework's own", render_init_effect(records, fmt)),
+                ("Seeds: were there enough?", render_seed_count(records, fmt)),
+                ("Sweep time (from the records; estimate for N nodes)", render_sweep_time(records, fmt)),
                 ("Measured on", render_environments(records, fmt))]
     for title, body in sections:
         if body:

@@ -272,11 +272,11 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                           "val_images": len(validation) if validation else 0,
                           "classes": train.classes, "train_root": str(train.root)}
         weights, origin = resolve_weights(config, cache_dir, out_dir, data_root, progress, suite_weights)
-        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
-                                                    effective_settings(config.backend))
         plan = make_plan("scratch" if config.arm == "scratch" else config.strategy,
                          bn_stats_frozen=config.bn_stats == "frozen")
         model = build_model(backend, config, len(train.classes), weights)
+        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
+                                                    effective_settings(config.backend))  # after the context is set
         origin = start_weights(model, config, weights, origin, cache_dir)
         model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),

@@ -11,14 +11,13 @@ table in README ("Fair speed") generated from the record this writes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
-from .overhead import _csv, add_step_args, measure, step_spec
+from .overhead import _csv, add_step_args, load_kind, measure, step_spec
 from .results import SCHEMA_VERSION, utc_now, write_json_atomic
 
 DEFAULT_OUT = Path("runs-tune")
@@ -55,7 +54,7 @@ def candidates(backend: str, knobs: list[str]) -> list[tuple[str, str]]:
 
 def tune_backend(backend: str, args) -> dict:
     """Every setting measured in ``--rounds`` processes per model and size, settings taken
-    round-robin (drift hits all alike); a cell is the median of all steps of its processes."""
+    round-robin (drift hits all alike); a cell is the median of its processes' medians."""
     from backends.base import backend_info
     from .environment import cpu_flags
 
@@ -63,7 +62,6 @@ def tune_backend(backend: str, args) -> dict:
     settings = [("(defaults)", "")] + candidates(backend, args.knob)
     rows = [{"knob": name, "value": value, "ms": {}, "rounds_ms": {}, "compile_ms": {}, "errors": {}, "busy": False}
             for name, value in settings]
-    steps: dict[tuple[int, str], list[float]] = {}
     for _ in range(args.rounds):
         for i, (name, value) in enumerate(settings):
             env = dict(args.set) | ({} if name == "(defaults)" else {name: value})
@@ -75,17 +73,44 @@ def tune_backend(backend: str, args) -> dict:
                     if "error" in result:
                         rows[i]["errors"][key] = result["error"]
                         continue
-                    steps.setdefault((i, key), []).extend(result["steps_ms"])
                     rows[i]["rounds_ms"].setdefault(key, []).append(result["stats"]["median_ms"])
                     rows[i]["compile_ms"].setdefault(key, []).append(result["compile_ms"])
                     rows[i]["busy"] |= bool(result["contention"].get("busy"))
             print(f"  {name}={value}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in rows[i]["rounds_ms"].items()),
                   flush=True)
-    for (i, key), values in steps.items():
-        rows[i]["ms"][key] = float(np.median(values))
+    for row in rows:
+        row["ms"] = {key: float(np.median(medians)) for key, medians in row["rounds_ms"].items()}
     return {"schema_version": SCHEMA_VERSION, "kind": "tune", "created": utc_now(), "backend": backend,
             "defaults": defaults, "strategy": args.strategy, "batch_size": args.batch_size,
             "rounds": args.rounds, "rows": rows}
+
+
+def merge_tune(records: list[dict]) -> list[dict]:
+    """One table per (backend, strategy, batch): records of the same backend, e.g. more rounds
+    measured later or extra knobs, pool their processes per (setting, value) row and cell; a
+    cell is then the median of its processes' medians. The defaults row comes first."""
+    merged: dict[tuple, dict] = {}
+    for rec in sorted(records, key=lambda r: r.get("created", "")):
+        key = (rec["backend"], rec["strategy"], rec["batch_size"])
+        m = merged.setdefault(key, {"backend": rec["backend"], "strategy": rec["strategy"],
+                                    "batch_size": rec["batch_size"], "defaults": rec["defaults"], "rows": {},
+                                    "records": 0})
+        m["records"] += 1
+        for row in rec["rows"]:
+            r = m["rows"].setdefault((row["knob"], row["value"]), {"knob": row["knob"], "value": row["value"],
+                                                                   "rounds_ms": {}, "errors": {}, "busy": False})
+            for cell, medians in row.get("rounds_ms", {}).items():
+                r["rounds_ms"].setdefault(cell, []).extend(medians)
+            r["errors"].update({k: v for k, v in row["errors"].items() if k not in r["rounds_ms"]})
+            r["busy"] |= bool(row.get("busy"))
+    out = []
+    for m in merged.values():
+        rows = sorted(m["rows"].values(), key=lambda r: r["knob"] != "(defaults)")
+        for r in rows:
+            r["ms"] = {cell: float(np.median(v)) for cell, v in r["rounds_ms"].items()}
+            r["errors"] = {k: v for k, v in r["errors"].items() if k not in r["ms"]}
+        out.append(m | {"rows": rows})
+    return out
 
 
 def render_tune(rec: dict, fmt: str = "terminal") -> str:
@@ -99,14 +124,14 @@ def render_tune(rec: dict, fmt: str = "terminal") -> str:
             if k in row["ms"]:
                 ratio = f" ({row['ms'][k] / base[k]:.2f}x)" if k in base and row is not rec["rows"][0] else ""
                 spread = row.get("rounds_ms", {}).get(k, [])
-                spread = f" [{min(spread):.0f}–{max(spread):.0f}]" if len(spread) > 1 else ""
+                spread = f" [{min(spread):.0f}–{max(spread):.0f}, n={len(spread)}]" if len(spread) > 1 else ""
                 cells.append(f"{row['ms'][k]:.1f}{ratio}{spread}" + (" †" if row.get("busy") else ""))
             else:
                 cells.append(row["errors"].get(k, "-"))
         body.append([row["knob"], row["value"] or ", ".join(f"{k}={v}" for k, v in rec["defaults"].items()) or "-"]
                     + cells)
     title = (f"{rec['backend']}: train step (harness, {rec['strategy']}, batch {rec['batch_size']}), median ms "
-             f"over {rec.get('rounds', 1)} process(es) per cell [range of their medians]")
+             "of the processes' medians [their range, number of processes]")
     return title + "\n\n" + tabulate(body, headers=["setting", "value"] + keys,
                                      tablefmt={"terminal": "simple", "markdown": "github"}[fmt],
                                      disable_numparse=True)
@@ -114,17 +139,19 @@ def render_tune(rec: dict, fmt: str = "terminal") -> str:
 
 def run_tune(args: argparse.Namespace) -> int:
     from backends.base import check_installed
-    from .errors import BenchError
 
     if args.source:
-        records = []
-        for path in sorted(Path(args.source).glob("*.json")):
-            rec = json.loads(path.read_text())
-            if isinstance(rec, dict) and rec.get("kind") == "tune":
-                records.append(rec)
-        if not records:
-            raise BenchError(f"no tune records in {args.source}")
-        print("\n\n".join(render_tune(r, args.format) for r in records))
+        records = load_kind(args.source, "tune")
+        if args.format == "markdown":
+            print(f"# Runtime settings tried\n\nGenerated by `python -m bench tune --from {args.source} --format "
+                  f"markdown` from {len(records)} JSON records; do not edit by hand. Each cell: the median "
+                  "over its processes of each process's median steady-state harness train step, (ratio to "
+                  "the defaults' row), [range of the processes' medians, their number]; `†`: other "
+                  "processes used the CPU meanwhile. One setting varies at a time from the backend's "
+                  "defaults (first row); each measurement is its own process, and on our machine the same "
+                  "setting's process medians vary by tens of percent, so read a ratio against its range.\n")
+        print("\n\n".join(("## " if args.format == "markdown" else "") + render_tune(r, args.format)
+                            for r in merge_tune(records)))
         return 0
     for backend in _csv(args.backend):
         check_installed(backend)
@@ -132,5 +159,5 @@ def run_tune(args: argparse.Namespace) -> int:
         rec = tune_backend(backend, args)
         stamp = rec["created"].replace(":", "").replace("-", "")
         write_json_atomic(Path(args.out) / f"{stamp}_tune_{backend}.json", rec)
-        print(render_tune(rec, args.format), file=sys.stdout)
+        print(render_tune(merge_tune([rec])[0], args.format), file=sys.stdout)
     return 0

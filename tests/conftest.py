@@ -45,6 +45,24 @@ def image_folder(tmp_path) -> Path:
 
 
 @pytest.fixture
+def tiny_transfer(fake_backend, tmp_path, monkeypatch):
+    """A tiny suite-pretrain experiment on the fake backend: source has 3 classes, target 2.
+    Call it with the number of epochs; it registers ``tiny-transfer`` and returns it."""
+    from bench import experiments
+
+    def make(epochs: int = 2):
+        source = write_image_folder(tmp_path / "source", classes=("a", "b", "c"))
+        target = write_image_folder(tmp_path / "target")
+        exp = experiments.Experiment(
+            name="tiny-transfer", description="", dataset="folder", pretrained="suite", models={"*": "fake_mlp"},
+            strategy="full", common=dict(image_size=8, batch_size=4, epochs=epochs, data_dir=str(target)),
+            pretrain=dict(dataset="folder", data_dir=str(source), epochs=epochs, batch_size=4, lr=0.5))
+        monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-transfer", exp)
+        return exp
+    return make
+
+
+@pytest.fixture
 def fake_backend(monkeypatch):
     monkeypatch.setitem(base.REGISTRY, "fake", FAKE_INFO)
     monkeypatch.setenv("BENCH_BACKENDS", "fake=tests.fake_backend:FakeBackend")  # for child processes

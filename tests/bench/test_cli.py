@@ -104,3 +104,15 @@ def test_unknown_dataset_and_model_list_valid_ones(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown model 'vgg99'" in err and "resnet18" in err
     assert not (tmp_path / "out").exists()  # bad input writes no record
+
+
+def test_a_users_run_leaves_the_published_results_untouched(fake_backend, image_folder, tmp_path, monkeypatch):
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[2] / "results"
+    before = sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder), "--image-size", "8",
+            "--epochs", "1", "--no-progress"]
+    assert main(argv) == 0
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2  # the default --out: runs/ where the user is
+    assert sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*")) == before

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import experiments
 from bench.cli import main
 from bench.results import load_records
-
-from ..conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs the ray extra")
@@ -115,14 +112,8 @@ def test_a_killed_run_or_worker_becomes_a_failed_record(cluster, fake_backend, i
     assert all(why in r["error"] for r in records if r["status"] == "failed")
 
 
-def test_a_pretrain_task_feeds_two_arms_through_the_object_store(cluster, fake_backend, tmp_path, monkeypatch):
-    source = write_image_folder(tmp_path / "source", classes=("a", "b", "c"))
-    target = write_image_folder(tmp_path / "target")
-    exp = experiments.Experiment(
-        name="tiny-transfer", description="", dataset="folder", pretrained="suite", models={"*": "fake_mlp"},
-        strategy="full", common=dict(image_size=8, batch_size=4, epochs=1, data_dir=str(target)),
-        pretrain=dict(dataset="folder", data_dir=str(source), epochs=1, batch_size=4, lr=0.5))
-    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-transfer", exp)
+def test_a_pretrain_task_feeds_two_arms_through_the_object_store(cluster, tiny_transfer, tmp_path):
+    tiny_transfer(epochs=1)
     argv = ["run", "--backend", "fake", "--experiment", "tiny-transfer", "--pretrain-backend", "fake", "--arms",
             "finetune", "--strategy", "full,linear-probe", "--out", str(tmp_path / "out"), "--cache-dir",
             str(tmp_path / "cache"), "--executor", "ray", "--no-progress"]

@@ -2,6 +2,8 @@
 repeated seed counts once, collapsed and contended runs are marked, unresolved gaps say so."""
 import copy
 
+import numpy as np
+
 from bench.config import RunConfig
 from bench.groups import group_records
 from bench.report import gap_rows, render_report, render_table
@@ -73,3 +75,26 @@ def test_shared_and_native_scratch_are_compared():
     text = render_report(records + native + [record(seed=s) for s in range(2)], "markdown")
     assert "## Scratch: shared canonical init vs each framework's own" in text
     assert "+0.195" in text  # shared 0.5 minus native 0.305 over the two seeds
+
+
+def test_sweep_time_and_estimate_come_from_the_records():
+    from bench.report import render_sweep_time
+    pre = record(arm="pretrain", strategy="full")
+    pre["created"], pre["finished"] = "2026-11-23T00:00:00Z", "2026-11-23T00:10:00Z"
+    arms = [record(seed=s) for s in range(4)]
+    for a in arms:
+        a["created"], a["finished"] = "2026-11-23T01:00:00Z", "2026-11-23T01:05:00Z"
+    text = render_sweep_time([pre] + arms, "markdown", nodes=(1, 4))
+    row = [line for line in text.splitlines() if line.startswith("| folder")][0]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells == ["folder", "5", "30.0", "10.0", "30.0", "15.0"]  # 10 min pretrain + 20 min of arms / N
+
+
+def test_seed_count_is_checked_against_the_measured_spread():
+    from bench.report import render_seed_count
+    recs = [record(seed=s, acc=a) for s, a in enumerate((0.80, 0.70, 0.75))] + \
+        [record(seed=s, acc=a, arm="scratch", strategy="scratch") for s, a in enumerate((0.40, 0.45, 0.30))]
+    row = [line for line in render_seed_count(recs, "markdown").splitlines() if line.startswith("| folder")][0]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    d = np.subtract((0.80, 0.70, 0.75), (0.40, 0.45, 0.30))
+    assert cells[:4] == ["folder", "3–3", f"{d.std(ddof=1):.3f}", f"{d.mean():.3f}"] and cells[4] == "3"

@@ -1,6 +1,7 @@
 """Scratch arms start from one shared canonical init; 'best' is chosen on a validation split;
 a run that ends at chance is flagged; the overhead tool measures side by side."""
 import numpy as np
+import pytest
 
 from bench.cli import main
 from bench.config import RunConfig
@@ -83,4 +84,18 @@ def test_overhead_tool_runs_both_loops_side_by_side(fake_backend, tmp_path, caps
     assert rec["native"]["n"] == rec["harness"]["n"] == 10 and len(rec["round_ratios"]) == 2
     assert rec["ratio"] > 0 and rec["environment"]["settings"] is not None
     assert main(["overhead", "--from", str(tmp_path / "ov"), "--format", "markdown"]) == 0
-    assert "| fake      | fake_mlp" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if "fake_mlp" in line]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:5] == ["processes", "fake", "fake_mlp", "8", "full"] and cells[8] == "2"
+    assert rec["ratio"] == pytest.approx(sum(rec["round_ratios"]) / 2)  # the median of the rounds' ratios
+    within = int(rec["ratio"] <= 1.05)  # the verdict line counts what the record says
+    assert f"processes: {within} of 1 combinations at or below harness/native 1.05" in out
+    # a re-measurement of the same combination pools its rounds with the first: one row, three rounds
+    once = argv.copy()
+    once[once.index("--rounds") + 1] = "1"
+    assert main(once) == 0
+    capsys.readouterr()
+    assert main(["overhead", "--from", str(tmp_path / "ov"), "--format", "markdown"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "fake_mlp" in line]
+    assert [c.strip() for c in row.split("|")[1:-1]][8] == "3"

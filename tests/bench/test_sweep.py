@@ -2,26 +2,15 @@
 with its own record; a failed pretrain fails only the arms that need it."""
 import pytest
 
-from bench import experiments
 from bench.cli import main
 from bench.config import RunConfig
 from bench.results import load_records
 from bench.sweep import plan_sweep
 
-from ..conftest import write_image_folder
-
 
 @pytest.fixture
-def transfer(fake_backend, tmp_path, monkeypatch):
-    """A tiny suite-pretrain experiment: source has 3 classes, target 2."""
-    source = write_image_folder(tmp_path / "source", classes=("a", "b", "c"))
-    target = write_image_folder(tmp_path / "target")
-    exp = experiments.Experiment(
-        name="tiny-transfer", description="", dataset="folder", pretrained="suite", models={"*": "fake_mlp"},
-        strategy="full", common=dict(image_size=8, batch_size=4, epochs=2, data_dir=str(target)),
-        pretrain=dict(dataset="folder", data_dir=str(source), epochs=2, batch_size=4, lr=0.5))
-    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-transfer", exp)
-    return exp
+def transfer(tiny_transfer):
+    return tiny_transfer(epochs=2)
 
 
 def _argv(tmp_path, *extra):
