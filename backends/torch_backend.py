@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from architectures import arch_table, models_for
-from bench.errors import BackendUnavailable, CheckpointError, ConfigError
+from bench.errors import BackendUnavailable, ConfigError
 from bench.pth import read_state_dict
 
 from .base import Backend, Model, OptimConfig, check_stem

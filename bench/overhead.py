@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from .results import SCHEMA_VERSION, utc_now, write_json_atomic
+from .results import SCHEMA_VERSION, utc_now, write_json_atomic, write_json_new
 
 DEFAULT_OUT = Path("runs-overhead")
 LOOPS = ("native", "harness")
@@ -314,7 +314,7 @@ def run_overhead(args: argparse.Namespace) -> int:
         print(f"{backend} {model} {size}px {strategy}: ", end="", flush=True)
         rec = run_combination(backend, model, size, strategy, args)
         stamp = rec["created"].replace(":", "").replace("-", "")
-        write_json_atomic(Path(args.out) / f"{stamp}_overhead_{backend}_{model}_{size}px_{strategy}_{os.getpid()}.json",
+        write_json_new(Path(args.out) / f"{stamp}_overhead_{backend}_{model}_{size}px_{strategy}_{os.getpid()}.json",
                           rec)
         print(f"{rec.get('ratio', float('nan')):.3f}", flush=True)
         records.append(rec)

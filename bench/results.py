@@ -53,6 +53,24 @@ def write_json_atomic(path: Path, data: dict) -> Path:
     return path
 
 
+def write_json_new(path: Path, data: dict) -> Path:
+    """Like ``write_json_atomic``, but never replaces a file: where ``path`` exists, the first free
+    ``<stem>-1``, ``<stem>-2``, ... is taken (a hard link claims the name atomically)."""
+    path = Path(path)
+    tmp = write_json_atomic(path.with_name(f".{path.name}.{os.getpid()}.new"), data)
+    try:
+        for i in range(10_000):
+            target = path if i == 0 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise BenchError(f"no free file name for {path}")
+    finally:
+        os.unlink(tmp)
+
+
 def write_record(record: dict, out_dir: Path) -> Path:
     """Save one run record as its own file; never overwrites an existing record."""
     path = Path(out_dir) / record_filename(record)

@@ -18,7 +18,7 @@ import numpy as np
 from tabulate import tabulate
 
 from .overhead import _csv, add_step_args, load_kind, measure, step_spec
-from .results import SCHEMA_VERSION, utc_now, write_json_atomic
+from .results import SCHEMA_VERSION, utc_now, write_json_new
 
 DEFAULT_OUT = Path("runs-tune")
 THREADS = ("1", "2")
@@ -158,6 +158,6 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"{backend}:", flush=True)
         rec = tune_backend(backend, args)
         stamp = rec["created"].replace(":", "").replace("-", "")
-        write_json_atomic(Path(args.out) / f"{stamp}_tune_{backend}.json", rec)
+        write_json_new(Path(args.out) / f"{stamp}_tune_{backend}.json", rec)
         print(render_tune(merge_tune([rec])[0], args.format), file=sys.stdout)
     return 0

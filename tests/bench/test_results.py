@@ -4,7 +4,7 @@ import pytest
 
 from bench.config import RunConfig
 from bench.errors import BenchError, ConfigError
-from bench.results import SCHEMA_VERSION, load_records, read_record, write_json_atomic, write_record
+from bench.results import SCHEMA_VERSION, load_records, read_record, write_json_atomic, write_json_new, write_record
 from bench.runner import new_record
 
 
@@ -65,3 +65,11 @@ def test_fields_added_later_do_not_change_old_hashes():
     assert c.config_hash() == old.hexdigest()[:12]
     assert c.replace(stem="cifar").config_hash() != c.config_hash()
     assert c.replace(eval_shots=10).config_hash() != c.config_hash()
+
+
+def test_tool_records_never_replace_one_another(tmp_path):
+    first = write_json_new(tmp_path / "a.json", {"n": 1})
+    second = write_json_new(tmp_path / "a.json", {"n": 2})  # same name, e.g. the same second and pid
+    assert (first.name, second.name) == ("a.json", "a-1.json")
+    assert [json.loads(p.read_text())["n"] for p in (first, second)] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-1.json", "a.json"]  # no temp file left

@@ -83,6 +83,7 @@ def test_overhead_tool_runs_both_loops_side_by_side(fake_backend, tmp_path, caps
     rec = json.loads(path.read_text())
     assert rec["native"]["n"] == rec["harness"]["n"] == 10 and len(rec["round_ratios"]) == 2
     assert rec["ratio"] > 0 and rec["environment"]["settings"] is not None
+    capsys.readouterr()
     assert main(["overhead", "--from", str(tmp_path / "ov"), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if "fake_mlp" in line]

@@ -14,7 +14,7 @@ def test_tune_measures_each_setting_and_pools_later_rounds(fake_backend, tmp_pat
     assert all(len(r["rounds_ms"]["fake_mlp 8px"]) == 1 for r in rec["rows"])
     assert main(argv[:-1] + [str(tmp_path / "t2")]) == 0  # measured again later, into another folder
     (second,) = (tmp_path / "t2").glob("*.json")
-    second.rename(tmp_path / "t" / second.name)
+    second.rename(tmp_path / "t" / f"later-{second.name}")
     capsys.readouterr()
     assert main(["tune", "--from", str(tmp_path / "t"), "--format", "markdown"]) == 0
     out = capsys.readouterr().out

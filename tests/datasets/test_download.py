@@ -3,7 +3,6 @@ import hashlib
 import http.server
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 
