@@ -226,10 +226,9 @@ def merge_rounds(records: list[dict]) -> list[dict]:
     for r in sorted(records, key=lambda r: r.get("created", "")):
         key = json.dumps({k: v for k, v in r["spec"].items() if k not in ("rounds",)} | {"design": _design(r)},
                          sort_keys=True)
-        m = merged.setdefault(key, {"spec": r["spec"] | {"design": _design(r)}, "records": 0, "round_ratios": [],
+        m = merged.setdefault(key, {"spec": r["spec"] | {"design": _design(r)}, "round_ratios": [],
                                     **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
                                        for loop in LOOPS}})
-        m["records"] += 1
         m["round_ratios"] += r.get("round_ratios") or []
         for loop in LOOPS:
             m[loop]["round_medians_ms"] += r[loop]["round_medians_ms"]

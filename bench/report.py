@@ -230,7 +230,8 @@ def render_seed_count(records: list[dict], fmt: str = "terminal") -> str:
         ft_runs, sc_runs = paired_finals(ft, sc)
         if len(ft_runs) > 1:
             d = np.subtract([r["accuracy"]["final"] for r in ft_runs], [r["accuracy"]["final"] for r in sc_runs])
-            by_exp.setdefault(ft.label("experiment"), []).append((len(d), float(np.std(d, ddof=1)), abs(float(d.mean()))))
+            by_exp.setdefault(ft.label("experiment"), []).append(
+                (len(d), float(np.std(d, ddof=1)), abs(float(d.mean()))))
     rows = []
     for experiment, stats in sorted(by_exp.items()):
         worst_sd, smallest = max(s for _, s, _ in stats), min(g for _, _, g in stats)
@@ -282,8 +283,10 @@ def render_init_effect(records: list[dict], fmt: str = "terminal") -> str:
 
 def _job_seconds(rec: dict) -> float | None:
     from datetime import datetime
+
+    from .results import TIMESTAMP
     try:
-        start, end = (datetime.strptime(rec[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("created", "finished"))
+        start, end = (datetime.strptime(rec[k], TIMESTAMP) for k in ("created", "finished"))
     except (KeyError, TypeError, ValueError):
         return None
     return (end - start).total_seconds()

@@ -22,10 +22,11 @@ from .errors import BenchError
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # a record's "created" and "finished"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(TIMESTAMP)
 
 
 def record_filename(record: dict) -> str:

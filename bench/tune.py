@@ -93,9 +93,7 @@ def merge_tune(records: list[dict]) -> list[dict]:
     for rec in sorted(records, key=lambda r: r.get("created", "")):
         key = (rec["backend"], rec["strategy"], rec["batch_size"])
         m = merged.setdefault(key, {"backend": rec["backend"], "strategy": rec["strategy"],
-                                    "batch_size": rec["batch_size"], "defaults": rec["defaults"], "rows": {},
-                                    "records": 0})
-        m["records"] += 1
+                                    "batch_size": rec["batch_size"], "defaults": rec["defaults"], "rows": {}})
         for row in rec["rows"]:
             r = m["rows"].setdefault((row["knob"], row["value"]), {"knob": row["knob"], "value": row["value"],
                                                                    "rounds_ms": {}, "errors": {}, "busy": False})
