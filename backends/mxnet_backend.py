@@ -1,9 +1,9 @@
 """MXNet Gluon backend (d2l "Fine-Tuning" style), models from GluonCV.
 
 Models come from ``backends/mxnet_models.py`` (GluonCV's zoo brought into line
-with the canonical architectures). Freezing sets ``grad_req='null'`` (and
-``use_global_stats`` on the BatchNorms of frozen stages); per-stage learning
-rates are Gluon ``lr_mult``. ``mode="graph"`` hybridizes (static_alloc/static_shape),
+with the canonical architectures). A strategy's plan (``backends.base.translate``)
+becomes ``grad_req='null'`` on frozen parameters, ``use_global_stats`` on the
+BatchNorms whose statistics stay fixed, and Gluon ``lr_mult`` per parameter. ``mode="graph"`` hybridizes (static_alloc/static_shape),
 ``"pynative"`` runs imperatively.
 """
 from __future__ import annotations
@@ -16,12 +16,13 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
-from architectures import arch_table, models_for
-from bench.checkpoints import read_mxnet_params
-from bench.errors import BackendUnavailable, ConfigError
+from bench.core.errors import BackendUnavailable
+from bench.weights.checkpoints import read_mxnet_params
+from bench.weights.imagenet import unreachable
 
-from .base import Backend, Model, OptimConfig, zoo_requested, zoo_unreachable
+from .base import Backend, Model, OptimConfig, ParamPlan, translate, zoo_requested
 from .mxnet_models import replace_child
+from .registry import arch_view
 
 
 def _context(device: str) -> mx.Context:
@@ -35,12 +36,39 @@ def _context(device: str) -> mx.Context:
 
 
 def _batchnorms(block: nn.Block, prefix: str = ""):
-    """Yield (structural prefix, BatchNorm block) for every BatchNorm under ``block``."""
+    """Yield (structural path, BatchNorm block) for every BatchNorm under ``block``."""
     for name, child in block._children.items():
-        path = f"{prefix}{name}."
+        path = f"{prefix}{name}"
         if isinstance(child, nn.BatchNorm):
             yield path, child
-        yield from _batchnorms(child, path)
+        yield from _batchnorms(child, path + ".")
+
+
+def param_plan(net: nn.Block, view, plan) -> ParamPlan:
+    """The one translation of a strategy for a Gluon network (harness and reference loop)."""
+    params = net._collect_params_with_prefix()
+    layers = {path: f"{path}.{next(iter(bn._collect_params_with_prefix()))}" for path, bn in _batchnorms(net)}
+    return translate(plan, view, [n for n, p in params.items() if p.grad_req != "null"], layers)
+
+
+def apply_plan(net: nn.Block, pp: ParamPlan) -> dict[str, gluon.Parameter]:
+    """Freeze what ``pp`` says, set each parameter's ``lr_mult``; returns the trainable parameters."""
+    params = net._collect_params_with_prefix()
+    for name in pp.frozen:
+        params[name].grad_req = "null"
+    for name, mult in pp.lr_mult.items():
+        params[name].lr_mult = mult
+    for path, bn in _batchnorms(net):
+        bn._kwargs["use_global_stats"] = path in pp.frozen_bn
+    return {n: params[n] for n in pp.lr_mult}
+
+
+def make_trainer(params: list[gluon.Parameter], optim: OptimConfig) -> gluon.Trainer:
+    """The Gluon optimizer of ``optim`` (``sgd`` and ``momentum``: SGD with momentum)."""
+    if optim.name == "adam":
+        return gluon.Trainer(params, "adam", {"learning_rate": optim.lr, "wd": optim.weight_decay})
+    return gluon.Trainer(params, "sgd", {"learning_rate": optim.lr, "wd": optim.weight_decay,
+                                         "momentum": optim.momentum})
 
 
 class _LossAndCorrect(nn.HybridBlock):
@@ -60,7 +88,7 @@ class GluonModel(Model):
     def __init__(self, net: nn.HybridBlock, arch: str, ctx: mx.Context, image_size: int, hybridize: bool):
         self.net = net
         self.arch = arch
-        self.table = arch_table(arch, "mxnet")
+        self.table = arch_view(arch, "mxnet")
         self.ctx = ctx
         self.image_size = image_size
         self.hybridize = hybridize
@@ -105,23 +133,8 @@ class GluonModel(Model):
         os.replace(tmp, path)
 
     def configure(self, plan, optim: OptimConfig) -> None:
-        for name, param in self._params().items():
-            stage = self.table.stage_of(name)
-            if plan.is_frozen(stage):
-                param.grad_req = "null"
-            param.lr_mult = plan.lr_mult[stage]
-        for prefix, bn in _batchnorms(self.net):
-            bn._kwargs["use_global_stats"] = plan.bn_frozen(self.table.stage_of(prefix + "gamma"))
-        trainable = {n: p for n, p in self._params().items() if p.grad_req != "null"}
-        opts = {"learning_rate": optim.lr, "wd": optim.weight_decay}
-        if optim.name in ("sgd", "momentum"):
-            opts["momentum"] = optim.momentum
-            kind = "sgd"
-        elif optim.name == "adam":
-            kind = "adam"
-        else:
-            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
-        self.trainer = gluon.Trainer(list(trainable.values()), kind, opts)
+        trainable = apply_plan(self.net, param_plan(self.net, self.table, plan))
+        self.trainer = make_trainer(list(trainable.values()), optim)
         self.optim = optim
         if self.hybridize:
             self.net.hybridize(static_alloc=True, static_shape=True)
@@ -181,16 +194,13 @@ class GluonBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}
 
-    def models(self) -> list[str]:
-        return models_for("mxnet")
-
     def runtime_settings(self) -> dict:
         return {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE") if k in os.environ}
 
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> GluonModel:
-        view = arch_table(arch, "mxnet")
+        view = arch_view(arch, "mxnet")
         zoo = zoo_requested(view, stem, pretrained, "GluonCV's zoo")
         ctx = _context(device)
         mx.random.seed(seed)
@@ -198,7 +208,7 @@ class GluonBackend(Backend):
         try:
             net = view.build(num_classes, image_size=image_size, stem=stem, ctx=ctx, zoo=zoo)
         except OSError as e:  # requests' ConnectionError included: the zoo download failed
-            raise zoo_unreachable(arch, "mxnet", f"GluonCV's model zoo ({view.names.zoo})", e) from None
+            raise unreachable(arch, f"GluonCV's model zoo ({view.names.zoo})", e) from None
         if not zoo:
             net.initialize(mx.init.Xavier(), ctx=ctx)
         model = GluonModel(net, arch, ctx, image_size, mode == "graph")
@@ -212,18 +222,13 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     """The reference Gluon loop (d2l's ``train_batch``): the same network, hybridized with
     static allocation, a ``gluon.Trainer``, per-sample loss and ``trainer.step(batch)``;
     inputs already on the context. Returns one step as a callable (synchronised)."""
-    from bench.strategies import make_plan
+    from bench.plan.strategies import make_plan
     model = GluonBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
-    net, plan = model.net, make_plan(strategy)
-    params = net._collect_params_with_prefix()
-    for name, p in params.items():
-        if plan.is_frozen(model.table.stage_of(name)):
-            p.grad_req = "null"
-    for prefix, bn in _batchnorms(net):
-        bn._kwargs["use_global_stats"] = plan.bn_frozen(model.table.stage_of(prefix + "gamma"))
+    net = model.net
+    trainable = apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
     if mode == "graph":
         net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer([p for p in params.values() if p.grad_req != "null"], "sgd",
+    trainer = gluon.Trainer(list(trainable.values()), "sgd",
                             {"learning_rate": optim.lr, "momentum": optim.momentum, "wd": optim.weight_decay})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     rng = np.random.default_rng(seed)

@@ -176,6 +176,6 @@ class EfficientNetLite0(nn.HybridBlock):
         return self._fc(self._dropout(x))
 
 
-def build_efficientnet_lite0(spec, num_classes: int, *, image_size: int, stem: str, ctx,
+def build_efficientnet_lite(spec, num_classes: int, *, image_size: int, stem: str, ctx,
                              zoo: bool) -> nn.HybridBlock:
     return EfficientNetLite0(spec, num_classes, image_size)

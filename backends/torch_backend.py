@@ -1,8 +1,9 @@
 """PyTorch backend: the reference most users come from, on CPU and CUDA.
 
-Models are plain ``torch.nn`` with canonical names (``backends/torch_models.py``).
-Freezing sets ``requires_grad=False`` and keeps the BatchNorms of frozen stages
-in eval mode; per-stage learning rates are optimizer parameter groups.
+Models are plain ``torch.nn`` with canonical names (``backends/torch_models.py``), so
+no architecture spec needs a torch entry. A strategy's plan (``backends.base.translate``)
+becomes ``requires_grad=False`` on frozen parameters, eval mode for the BatchNorms
+whose statistics stay fixed, and optimizer parameter groups per learning rate.
 ``mode="graph"`` is eager unless ``BENCH_TORCH_COMPILE=1`` (``torch.compile``): on
 2 CPU cores compiling did not pay off (README, "Fair speed").
 """
@@ -16,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from architectures import arch_table, models_for
-from bench.errors import BackendUnavailable, ConfigError
-from bench.pth import read_state_dict
+from bench.core.errors import BackendUnavailable, ConfigError
+from bench.weights.pth import read_state_dict
 
-from .base import Backend, Model, OptimConfig, check_stem
+from .base import Backend, Model, OptimConfig, ParamPlan, check_stem, translate
+from .registry import arch_view
+from .torch_models import CHANNELS_LAST as MEASURED_CHANNELS_LAST
 
 RUNNING_STATS = ("running_mean", "running_var")
 # Tuning knobs (bench tune), read once: intra-op threads, NHWC memory format, torch.compile.
@@ -42,11 +44,34 @@ def _device(device: str) -> torch.device:
 
 
 def channels_last(view) -> bool:
-    """NHWC memory: the architecture's measured choice (DenseNet, MobileNetV3, EfficientNet: faster;
-    ResNets: slower below 112 px), unless BENCH_TORCH_CHANNELS_LAST says otherwise."""
+    """NHWC memory: the measured choice per architecture family (``torch_models.CHANNELS_LAST``),
+    unless BENCH_TORCH_CHANNELS_LAST says otherwise."""
     if CHANNELS_LAST in ("0", "1"):
         return CHANNELS_LAST == "1"
-    return bool(view.names.options.get("channels_last"))
+    return MEASURED_CHANNELS_LAST.get(view.spec.family, False)
+
+
+def param_plan(net: nn.Module, view, plan) -> ParamPlan:
+    """The one translation of a strategy for a torch network (harness and reference loop)."""
+    layers = {path: f"{path}.weight" for path, m in net.named_modules()
+              if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))}
+    return translate(plan, view, [n for n, _ in net.named_parameters()], layers)
+
+
+def apply_plan(net: nn.Module, pp: ParamPlan) -> tuple[dict[str, nn.Parameter], list[nn.Module]]:
+    """Freeze what ``pp`` says; returns the trainable parameters and the BatchNorms to keep in eval mode."""
+    params = dict(net.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(name not in pp.frozen)
+    frozen_bn = [m for path, m in net.named_modules() if path in pp.frozen_bn]
+    return {n: params[n] for n in pp.lr_mult}, frozen_bn
+
+
+def make_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
+    """The torch optimizer of ``optim`` over parameter ``groups`` (``sgd`` and ``momentum``: SGD)."""
+    if optim.name == "adam":
+        return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+    return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 
 def _module_at(net: nn.Module, path: list[str]) -> tuple[nn.Module, str]:
@@ -61,7 +86,7 @@ class TorchModel(Model):
 
     def __init__(self, net: nn.Module, arch: str, device: torch.device, compiled: bool):
         self.arch = arch
-        self.table = arch_table(arch, "torch")
+        self.table = arch_view(arch, "torch")
         self.channels_last = channels_last(self.table)
         self.net = net.to(device, memory_format=torch.channels_last) if self.channels_last else net.to(device)
         self.device = device
@@ -104,22 +129,10 @@ class TorchModel(Model):
                 tensors[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
     def configure(self, plan, optim: OptimConfig) -> None:
-        by_lr: dict[float, list] = {}
-        for name, p in self.net.named_parameters():
-            stage = self.table.stage_of(name)
-            p.requires_grad_(not plan.is_frozen(stage))
-            if p.requires_grad:
-                by_lr.setdefault(optim.lr * plan.lr_mult[stage], []).append(p)
-        self._frozen_bn = [m for name, m in self.net.named_modules()
-                           if isinstance(m, nn.BatchNorm2d) and plan.bn_frozen(self.table.stage_of(name + ".weight"))]
-        groups = [{"params": ps, "lr": lr} for lr, ps in by_lr.items()]
-        if optim.name in ("sgd", "momentum"):
-            self.optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum,
-                                             weight_decay=optim.weight_decay)
-        elif optim.name == "adam":
-            self.optimizer = torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
-        else:
-            raise ConfigError(f"unknown optimizer {optim.name!r}; valid: sgd, momentum, adam")
+        pp = param_plan(self.net, self.table, plan)
+        trainable, self._frozen_bn = apply_plan(self.net, pp)
+        self.optimizer = make_optimizer([{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()],
+                                        optim)
         self.optim = optim
         self._training = None
         if self.compiled:
@@ -197,9 +210,6 @@ class TorchBackend(Backend):
             out["gpu"] = torch.cuda.get_device_name(0)
         return out
 
-    def models(self) -> list[str]:
-        return models_for("torch")
-
     def runtime_settings(self) -> dict:
         return {"torch.get_num_threads": torch.get_num_threads(),
                 "torch.get_num_interop_threads": torch.get_num_interop_threads(),
@@ -209,7 +219,7 @@ class TorchBackend(Backend):
     def create_model(self, arch: str, num_classes: int, *, pretrained: str | None = None,
                      device: str = "cpu", seed: int = 0, image_size: int = 224,
                      mode: str = "graph", stem: str = "imagenet") -> TorchModel:
-        view = arch_table(arch, "torch")
+        view = arch_view(arch, "torch")
         check_stem(stem, pretrained, view.spec)
         dev = _device(device)
         torch.manual_seed(seed)
@@ -228,17 +238,15 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
     """The reference PyTorch loop: ``zero_grad``, ``cross_entropy``, ``backward``, ``step`` on
     the same network, tensors already on the device. Returns one step (synchronised on CUDA)."""
-    from bench.strategies import make_plan
+    from bench.plan.strategies import make_plan
     model = TorchBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
-    net, plan, dev = model.net, make_plan(strategy), model.device
-    for name, p in net.named_parameters():
-        p.requires_grad_(not plan.is_frozen(model.table.stage_of(name)))
+    net, dev = model.net, model.device
+    trainable, frozen_bn = apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
     net.train()
-    for name, m in net.named_modules():
-        if isinstance(m, nn.BatchNorm2d) and plan.bn_frozen(model.table.stage_of(name + ".weight")):
-            m.eval()
+    for m in frozen_bn:
+        m.eval()
     forward = torch.compile(net) if model.compiled else net
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=optim.lr,
+    opt = torch.optim.SGD(list(trainable.values()), lr=optim.lr,
                           momentum=optim.momentum, weight_decay=optim.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)

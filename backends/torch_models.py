@@ -16,6 +16,11 @@ from torch import nn
 from architectures.efficientnet import mbconv_blocks, same_padding
 from architectures.mobilenetv3 import blocks as mobilenet_blocks
 
+# NHWC memory format per architecture family, where bench tune measured it faster on our CPU:
+# DenseNet-121 0.66x and MobileNetV3-small 0.76x the NCHW step at 64 px, EfficientNet-Lite
+# 0.57-0.85x at 32-112 px (results/tuning.md); ResNets stay NCHW (1.28x slower at 32 px).
+CHANNELS_LAST = {"densenet": True, "mobilenet_v3": True, "efficientnet_lite": True}
+
 
 def _bn(channels: int, spec) -> nn.BatchNorm2d:
     # torch's momentum weighs the *batch*: running = (1 - m) running + m batch
@@ -273,6 +278,6 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(x.mean((2, 3))))
 
 
-def build_efficientnet_lite0(spec, num_classes: int, *, image_size: int = 224,
+def build_efficientnet_lite(spec, num_classes: int, *, image_size: int = 224,
                              stem: str = "imagenet") -> nn.Module:
     return EfficientNetLite0(spec, num_classes)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.errors import DatasetError
+from bench.core.errors import DatasetError
 
 from .download import download, extract, parse_checksum, verify_checksum
 

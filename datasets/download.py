@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.errors import DatasetError, DownloadError
+from bench.core.errors import DatasetError, DownloadError
 
 CHUNK = 1 << 16
 

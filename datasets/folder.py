@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.errors import DatasetError
+from bench.core.errors import DatasetError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"}
 SHOTS_SEED = 0  # the few-shot subset is part of the dataset, not of the run seed

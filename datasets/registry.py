@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import ConfigError, DatasetError
+from bench.core.errors import ConfigError, DatasetError
 
 from . import cifar
 from .digits import prepare_digits

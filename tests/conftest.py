@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import architectures
-from backends import base
+from backends import registry
 
 from .fake_backend import FAKE_INFO, FAKE_SPEC
 
@@ -48,7 +48,7 @@ def image_folder(tmp_path) -> Path:
 def tiny_transfer(fake_backend, tmp_path, monkeypatch):
     """A tiny suite-pretrain experiment on the fake backend: source has 3 classes, target 2.
     Call it with the number of epochs; it registers ``tiny-transfer`` and returns it."""
-    from bench import experiments
+    from bench.plan import experiments
 
     def make(epochs: int = 2):
         source = write_image_folder(tmp_path / "source", classes=("a", "b", "c"))
@@ -64,7 +64,7 @@ def tiny_transfer(fake_backend, tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_backend(monkeypatch):
-    monkeypatch.setitem(base.REGISTRY, "fake", FAKE_INFO)
+    monkeypatch.setitem(registry.REGISTRY, "fake", FAKE_INFO)
     monkeypatch.setenv("BENCH_BACKENDS", "fake=tests.fake_backend:FakeBackend")  # for child processes
     monkeypatch.setenv("BENCH_ARCHITECTURES", "tests.fake_backend")  # ... and parents of their own
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))

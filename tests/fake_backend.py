@@ -14,10 +14,11 @@ import numpy as np
 
 import architectures
 from architectures import ArchSpec, FrameworkNames, Recipe
-from backends.base import Backend, BackendInfo, Model, OptimConfig
+from backends.base import Backend, Model, OptimConfig
+from backends.registry import BackendInfo
 
 FAKE_SPEC = ArchSpec(
-    name="fake_mlp", description="NumPy MLP for tests",
+    name="fake_mlp", description="NumPy MLP for tests", family="fake_mlp",
     stages={"stem": ("stem.",), "stage1": ("stage1.",), "stage2": ("stage2.",),
             "stage3": ("stage3.",), "stage4": ("stage4.",), "head": ("head.",)},
     frameworks={name: FrameworkNames("tests.fake_backend:build", "head") for name in ("fake", "fake2")},
@@ -62,7 +63,7 @@ class FakeModel(Model):
 
     def _read_native(self, path: str):
         if str(path).endswith(".pth"):  # as the torch backend reads them: no pickle runs code
-            from bench.pth import read_state_dict
+            from bench.weights.pth import read_state_dict
             return read_state_dict(path)
         return dict(np.load(path, allow_pickle=False))
 
@@ -151,9 +152,6 @@ class FakeBackend(Backend):
 
     def versions(self):
         return {"numpy": np.__version__}
-
-    def models(self):
-        return ["fake_mlp"]
 
     def create_model(self, arch, num_classes, *, pretrained=None, device="cpu", seed=0,
                      image_size=224, mode="graph", stem="imagenet"):

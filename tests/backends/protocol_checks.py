@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from backends.base import OptimConfig
-from architectures import arch_table
-from bench.strategies import make_plan
+from backends.registry import arch_view
+from bench.plan.strategies import make_plan
 
 SIZE = 32
 
@@ -20,7 +20,7 @@ def batch(n=8, classes=3, seed=0):
 
 
 def head_names(model, framework, arch):
-    t = arch_table(arch, framework)
+    t = arch_view(arch, framework)
     return [n for n in model.named_parameters() if t.is_head(n)]
 
 
@@ -67,7 +67,7 @@ def check_param_groups(backend, framework, arch):
     assert sorted(groups["0.1"]) == sorted(head_names(m, framework, arch))
     names = [n for g in groups.values() for n in g]
     assert len(names) == len(set(names)) == len(m.trainable_names())  # each param in one group
-    t = arch_table(arch, framework)
+    t = arch_view(arch, framework)
     lw = backend.create_model(arch, 3, image_size=SIZE)
     lw.configure(make_plan("layerwise"), OptimConfig(lr=1.0))
     for lr, members in lw.param_groups().items():
@@ -90,7 +90,7 @@ def check_weight_decay_reaches_every_parameter(backend, arch):
     groups = m.weight_decay_groups()
     assert list(groups) == ["0.001"]
     assert sorted(groups["0.001"]) == sorted(m.trainable_names())
-    bn = bn_affine(m, arch_table(arch, backend.name))
+    bn = bn_affine(m, arch_view(arch, backend.name))
     assert bn and bn <= set(groups["0.001"])
 
 
@@ -110,7 +110,7 @@ def check_frozen_stay_frozen(backend, framework, arch):
     for _ in range(3):
         m.train_step(x, y)
     after = m.named_parameters()
-    t = arch_table(arch, framework)
+    t = arch_view(arch, framework)
     frozen = [n for n in before if t.stage_of(n) in ("stem", "stage1")]
     trained = [n for n in before if t.stage_of(n) in ("stage3", "head")]
     assert frozen and all(np.array_equal(before[n], after[n]) for n in frozen)  # incl. BN statistics
@@ -132,7 +132,7 @@ def check_bn_stats_frozen_everywhere(backend, framework, arch):
     stats = [n for n in before if any(k in n for k in ("running", "moving"))]
     assert stats and all(np.array_equal(before[n], after[n]) for n in stats)
     assert len(m.trainable_names()) == len(before) - len(stats)
-    scales = [n for n in bn_affine(m, arch_table(arch, framework)) if arch_table(arch, framework).to_canonical(n).endswith("weight")]
+    scales = [n for n in bn_affine(m, arch_view(arch, framework)) if arch_view(arch, framework).to_canonical(n).endswith("weight")]
     assert any(not np.array_equal(before[n], after[n]) for n in scales)
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from architectures import get_spec
-from backends.base import OptimConfig, get_backend
-from bench.strategies import ALL_STRATEGIES, make_plan
-from bench.weights import read_canonical, write_canonical
+from backends.base import OptimConfig
+from backends.registry import get_backend
+from bench.plan.strategies import ALL_STRATEGIES, make_plan
+from bench.weights.canonical import read_canonical, write_canonical
 
 from .installed import ARCHITECTURES, BACKENDS
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from architectures import get_spec, input_norm
-from backends.base import get_backend
-from bench.pretrained import canonical_imagenet
-from bench.weights import read_canonical
+from backends.registry import get_backend
+from bench.weights.imagenet import canonical_imagenet
+from bench.weights.canonical import read_canonical
 from datasets.transforms import EvalTransform
 
 from .. import reference_efficientnet
@@ -39,7 +39,7 @@ def _site_file(rel: str) -> Path:
 
 @pytest.fixture(scope="module")
 def imagenet(tmp_path_factory):
-    path, provenance = canonical_imagenet(ARCH, tmp_path_factory.mktemp("cache"), "mxnet")
+    path, provenance = canonical_imagenet(ARCH, tmp_path_factory.mktemp("cache"))
     return path, provenance
 
 
@@ -93,8 +93,8 @@ def test_fine_tune_head_keeps_1280_features(name, imagenet):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_pretrained_imagenet_fine_tunes_any_image_folder(name, image_folder, tmp_path):
     """`bench run --model efficientnet_lite0 --pretrained imagenet --data-dir PATH`, offline."""
-    from bench.experiments import get_experiment
-    from bench.runner import execute
+    from bench.plan.experiments import get_experiment
+    from bench.execute.runner import execute
     cfg = get_experiment("folder").arm_config(name, "finetune", "full", model=ARCH, data_dir=str(image_folder),
                                               image_size=32, epochs=1, batch_size=4)
     assert cfg.bn_stats == "frozen"  # the architecture's fine-tuning default

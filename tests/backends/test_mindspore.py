@@ -4,9 +4,10 @@ import pytest
 pytest.importorskip("mindspore")
 pytest.importorskip("mindcv")
 
-from backends.base import OptimConfig, get_backend  # noqa: E402
-from bench.errors import BackendUnavailable  # noqa: E402
-from bench.strategies import make_plan  # noqa: E402
+from backends.base import OptimConfig
+from backends.registry import get_backend  # noqa: E402
+from bench.core.errors import BackendUnavailable  # noqa: E402
+from bench.plan.strategies import make_plan  # noqa: E402
 
 from . import protocol_checks as pc  # noqa: E402
 

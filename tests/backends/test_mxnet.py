@@ -2,8 +2,8 @@ import pytest
 
 pytest.importorskip("mxnet")
 
-from bench.errors import BackendUnavailable, CheckpointError  # noqa: E402
-from backends.base import get_backend  # noqa: E402
+from bench.core.errors import BackendUnavailable, CheckpointError  # noqa: E402
+from backends.registry import get_backend  # noqa: E402
 
 from . import protocol_checks as pc  # noqa: E402
 
@@ -17,7 +17,7 @@ def backend():
 
 def test_zoo_download_failure_is_one_line(backend, monkeypatch):
     """Offline, a zoo download fails fast and says what works instead (no raw ConnectionError)."""
-    from bench.errors import BackendUnavailable
+    from bench.core.errors import BackendUnavailable
     monkeypatch.setenv("MXNET_HOME", "/nonexistent-bench-test")  # no cached zoo file
     import backends.mxnet_models as mm
     original = mm._zoo
@@ -57,6 +57,6 @@ def test_cifar_stem_keeps_resolution(backend):
     m = backend.create_model(ARCH, 3, image_size=pc.SIZE, stem="cifar")
     assert m.named_parameters()["conv1.weight"].shape == (64, 3, 3, 3)
     assert m.predict(pc.batch()[0]).shape == (8, 3)
-    from bench.errors import ConfigError
+    from bench.core.errors import ConfigError
     with pytest.raises(ConfigError, match="zoo"):
         backend.create_model(ARCH, 3, pretrained="zoo", stem="cifar")

@@ -9,8 +9,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from backends.base import get_backend
-from bench.errors import CheckpointError
+from backends.registry import get_backend
+from bench.core.errors import CheckpointError
 
 from .installed import BACKENDS
 from .test_architectures import RTOL, max_rel_diff, random_canonical

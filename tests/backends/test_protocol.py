@@ -2,7 +2,7 @@
 (identical trainable counts on every backend prove the strategies mean the same)."""
 import pytest
 
-from backends.base import get_backend
+from backends.registry import get_backend
 
 from . import protocol_checks as pc
 from .installed import BACKENDS, SUFFIX

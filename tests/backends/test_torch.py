@@ -4,9 +4,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from backends.base import OptimConfig, get_backend  # noqa: E402
-from bench.errors import BackendUnavailable, ConfigError  # noqa: E402
-from bench.strategies import make_plan  # noqa: E402
+from backends.base import OptimConfig
+from backends.registry import get_backend  # noqa: E402
+from bench.core.errors import BackendUnavailable, ConfigError  # noqa: E402
+from bench.plan.strategies import make_plan  # noqa: E402
 
 from . import protocol_checks as pc  # noqa: E402
 
@@ -47,8 +48,8 @@ def test_optimizer_groups_are_read_back(backend):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_train_step_and_record(tmp_path, image_folder):
     """On a CUDA machine: the default experiment's machinery on the GPU, synchronised, GPU named."""
-    from bench.experiments import get_experiment
-    from bench.runner import execute
+    from bench.plan.experiments import get_experiment
+    from bench.execute.runner import execute
     cfg = get_experiment("folder").arm_config("torch", "scratch", "scratch", model="resnet18",
                                               data_dir=str(image_folder), image_size=32, epochs=2, batch_size=4,
                                               device="gpu", scratch_init="shared")

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.experiments import get_experiment
-from bench.results import load_records
-from bench.sweep import RunOptions, plan_sweep, run_local
+from bench.plan.experiments import get_experiment
+from tests.records import load_records
+from bench.execute.local import RunOptions, run_local
+from bench.plan.sweep import plan_sweep
 
 from ..backends.installed import BACKENDS
 

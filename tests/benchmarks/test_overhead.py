@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from bench.overhead import run_combination
+from bench.speed.overhead import run_combination
 
 from ..backends.installed import BACKENDS
 from .conftest import replay

@@ -11,7 +11,7 @@ The shared-pipeline benchmark needs no framework and runs here.
 import numpy as np
 import pytest
 
-from bench.overhead import measure
+from bench.speed.overhead import measure
 
 from ..backends.installed import BACKENDS
 from .conftest import replay

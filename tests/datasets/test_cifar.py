@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.errors import DatasetError
+from bench.core.errors import DatasetError
 from datasets import cifar
 from datasets.folder import read_image_folder
 
@@ -79,8 +79,9 @@ def test_select_classes_relabels(tmp_path):
 @pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="../shared/data/cifar10-jpeg.tar.gz not present")
 def test_cifar_transfer_pipeline_on_real_photos_tiny(fake_backend, tmp_path, monkeypatch):
     """The cifar-transfer experiment end to end on the real JPEGs, at a tiny size."""
-    from bench import experiments
-    from bench.runner import execute
+    from bench.execute.local import RunOptions, run_local
+    from bench.plan import experiments
+    from bench.plan.sweep import plan_sweep
 
     exp = experiments.get_experiment("cifar-transfer")
     tiny = replace(exp, models={"*": "fake_mlp"},
@@ -89,8 +90,10 @@ def test_cifar_transfer_pipeline_on_real_photos_tiny(fake_backend, tmp_path, mon
     cfg = tiny.arm_config("fake", "finetune", "full", pretrain_backend="fake", shots=20, eval_shots=100,
                           epochs=1, batch_size=16,
                           archive=str(SHARED_CIFAR), archive_checksum=next(iter(cifar.KNOWN_FOLDER_ARCHIVES)))
-    rec = execute(cfg, tmp_path / "out", cache_dir=tmp_path / "cache", data_root=tmp_path / "data",
-                  progress=False)
+    opts = RunOptions(out=tmp_path / "out", cache_dir=tmp_path / "cache", data_root=tmp_path / "data",
+                      progress=False, in_process=True)
+    pre, rec = run_local(plan_sweep([cfg], opts.cache_dir), opts)
+    assert pre["status"] == "ok", pre["error"]
     assert rec["status"] == "ok", rec["error"]
     assert rec["data"] == {**rec["data"], "train_images": 100, "eval_images": 500,
                            "classes": ["dog", "frog", "horse", "ship", "truck"]}

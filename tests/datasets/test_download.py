@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from bench.errors import DatasetError, DownloadError
+from bench.core.errors import DatasetError, DownloadError
 from datasets import registry
 from datasets.download import download, extract
 

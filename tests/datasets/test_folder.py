@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.errors import DatasetError
+from bench.core.errors import DatasetError
 from datasets.folder import check_same_classes, read_image_folder
 from datasets.loader import BatchLoader
 from datasets.transforms import EvalTransform, TrainTransform

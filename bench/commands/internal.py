@@ -1,0 +1,46 @@
+"""The child sides of isolated jobs, hidden from ``bench --help``: ``_exec`` (one run, given as
+a JSON config) and ``_step`` (one timed train-step measurement)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from bench.core.records import write_json_atomic
+    from bench.execute.runner import execute
+    from bench.plan.config import RunConfig
+
+    config = RunConfig.from_json(json.loads(args.config))
+    rec = execute(config, args.out, cache_dir=args.cache_dir, data_root=args.data_root,
+                  save_weights=args.save_weights, suite_weights=args.pretrained_weights,
+                  progress=not args.no_progress, skip_bad_images=args.skip_bad_images, packed=args.packed)
+    write_json_atomic(args.result_file, {"path": rec["path"]})
+    return 0
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    from bench.core.records import write_json_atomic
+    from bench.speed.step import time_loops
+    write_json_atomic(args.result_file, time_loops(json.loads(args.spec)))
+    return 0
+
+
+def add(sub) -> None:
+    ex = sub.add_parser("_exec")  # no help: hidden from `bench --help`
+    ex.add_argument("config")
+    ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--result-file", type=Path, required=True)
+    ex.add_argument("--cache-dir", type=Path)
+    ex.add_argument("--data-root", type=Path)
+    ex.add_argument("--save-weights", type=Path)
+    ex.add_argument("--pretrained-weights", type=Path)
+    ex.add_argument("--no-progress", action="store_true")
+    ex.add_argument("--skip-bad-images", action="store_true")
+    ex.add_argument("--packed", action="store_true")
+    ex.set_defaults(func=cmd_exec)
+    step = sub.add_parser("_step")
+    step.add_argument("spec")
+    step.add_argument("--result-file", type=Path, required=True)
+    step.set_defaults(func=cmd_step)

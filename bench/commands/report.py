@@ -1,0 +1,50 @@
+"""``bench report`` (tables and plots from records) and ``bench compare A B`` (what changed)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .args import DEFAULT_OUT, PUBLISHED, add_format, number, readable_records
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.tables import render_report
+
+    paths = args.paths or [DEFAULT_OUT]
+    records = readable_records(paths, args.strict)
+    print(render_report(records, args.format, sources=" ".join(map(str, paths))))
+    if args.plots:
+        from bench.report.plots import write_plots
+        for path in write_plots(records, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import render_compare
+
+    before = readable_records([args.a], args.strict)
+    after = readable_records([args.b], args.strict)
+    print(render_compare(before, after, args.format, min_effect=args.min_effect, factor=args.factor))
+    return 0
+
+
+def add(sub) -> None:
+    rep = sub.add_parser("report", help="tables (and plots) from result records")
+    rep.add_argument("paths", nargs="*", type=Path,
+                     help=f"record files or directories (default {DEFAULT_OUT}/; the published ones: {PUBLISHED})")
+    add_format(rep)
+    rep.add_argument("--plots", type=Path, help="also write PNG plots (accuracy curves, gaps, step time) to DIR")
+    rep.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
+    rep.set_defaults(func=cmd_report)
+    cmp_ = sub.add_parser("compare", help="per configuration: accuracy and step-time changes between two record sets")
+    cmp_.add_argument("a", type=Path)
+    cmp_.add_argument("b", type=Path)
+    add_format(cmp_)
+    cmp_.add_argument("--min-effect", type=number(0, 1, low_open=False), default=0.01,
+                      help="smallest top-1 change worth marking (fraction; default 0.01)")
+    cmp_.add_argument("--factor", type=number(1, low_open=False), default=1.05,
+                      help="smallest step-time ratio worth marking (default 1.05)")
+    cmp_.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
+    cmp_.set_defaults(func=cmd_compare)

@@ -1,0 +1,208 @@
+"""``bench run``: plan the sweep the options describe (pretrain steps, then arms x strategies
+x seeds x scratch inits on each backend) and run it, one isolated job and one record each."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.core.errors import BenchError, ConfigError
+from bench.plan.config import OPTIMIZERS, SCRATCH_INITS, RunConfig
+from bench.plan.experiments import EXPERIMENTS, get_experiment
+from bench.plan.strategies import ALL_STRATEGIES, make_plan
+
+from .args import DEFAULT_OUT, PUBLISHED, csv, integer, number
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="mxnet", help="backend(s), comma-separated (see `bench list`)")
+    p.add_argument("--experiment", help=f"one of {', '.join(EXPERIMENTS)} (default: digits-transfer; "
+                   "the dataset's own experiment with --dataset; folder with --data-dir)")
+    p.add_argument("--arms", default="finetune,scratch", help="finetune,scratch (either or both)")
+    p.add_argument("--strategy", help="fine-tuning strategy, comma-separated list, or 'all' "
+                   "(default: the experiment's; see `bench list`)")
+    p.add_argument("--model", help="architecture (default: the experiment's, per backend)")
+    p.add_argument("--dataset", help="registered dataset for the target task")
+    p.add_argument("--data-dir", help="your own image folder: DIR/<split>/<class>/<image>")
+    p.add_argument("--train-split", help="default: train")
+    p.add_argument("--eval-split", help="default: test (canidae: val)")
+    p.add_argument("--shots", type=integer(1), help="images per class kept in the train split")
+    p.add_argument("--eval-shots", type=integer(1), help="images per class kept in the eval split (default: all)")
+    p.add_argument("--val-fraction", type=number(0, 1, high_open=True),
+                   help="carve this fraction of train (per class) as a validation split: the best epoch is "
+                        "chosen on it and its test accuracy reported")
+    p.add_argument("--classes", type=csv, help="keep only these classes, comma-separated")
+    p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
+    p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
+    p.add_argument("--pretrained", help="suite | imagenet (one canonical file, every backend) | zoo (each "
+                   "framework's own zoo) | none | PATH to weights (canonical .npz, or the backend's own "
+                   ".params/.ckpt/.pth)")
+    p.add_argument("--pretrain-backend", help="backend that runs the suite's pretrain step once, "
+                   "writing canonical weights every backend starts from (default: mxnet)")
+    p.add_argument("--scratch-init", choices=SCRATCH_INITS + ("both",),
+                   help="scratch arm: shared (one canonical random init per architecture, classes and seed, "
+                        "the same on every backend; default), native (each framework's initialiser), or both")
+    p.add_argument("--epochs", type=integer(1))
+    p.add_argument("--batch-size", type=integer(1))
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=number(0), help="base lr of the fine-tuned arms")
+    p.add_argument("--scratch-lr", type=number(0), help="lr of the scratch arm")
+    p.add_argument("--momentum", type=number(0, 1, low_open=False, high_open=True))
+    p.add_argument("--weight-decay", "--wd", type=number(0, low_open=False), dest="weight_decay")
+    p.add_argument("--image-size", type=integer(1), help="train crop / eval crop size in pixels "
+                   "(at least the architecture's minimum, see `bench list`)")
+    p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
+    p.add_argument("--stem", choices=["imagenet", "cifar"],
+                   help="ResNet stem: the zoo's 7x7/2 conv + max-pool, or CIFAR-style 3x3/1 conv and no pool")
+    p.add_argument("--bn-stats", choices=["train", "frozen"],
+                   help="frozen: BatchNorm running statistics fixed in every stage while gamma/beta "
+                        "train (fine-tuned arms; the EfficientNet advice for small batches)")
+    p.add_argument("--mode", choices=["graph", "pynative"],
+                   help="graph: compiled step (MindSpore GRAPH_MODE, Gluon hybridize); pynative: eager")
+    p.add_argument("--loader", choices=["shared", "native"], help="shared numpy pipeline or the framework's own")
+    p.add_argument("--seed", type=integer(0), default=0, help="first seed")
+    p.add_argument("--seeds", type=integer(1), default=1, help="number of seeds per configuration")
+    p.add_argument("--target-accuracy", type=number(0, 1), help="time-to-accuracy target (a fraction in (0, 1])")
+    p.add_argument("--warmup-steps", type=integer(0), help="steps after the compile step excluded from stats")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"directory for the JSON records (default {DEFAULT_OUT}/; publish with --out {PUBLISHED})")
+    p.add_argument("--cache-dir", type=Path, help="pretrained-weight cache (env BENCH_CACHE_DIR)")
+    p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
+    p.add_argument("--timeout", type=number(0), help="per-job time limit in seconds (the job is recorded as failed)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run jobs in this process instead of one subprocess each (debugging)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip configurations that already have an ok record (same config hash) in --out")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one subprocess at a time here; ray: the same jobs as Ray tasks")
+    p.add_argument("--ray-address", help="ray: the cluster to join (auto, HOST:PORT); default: start one here")
+    p.add_argument("--pack", action="store_true",
+                   help="accuracy-only sweep: jobs may share a machine; step times are marked packed and "
+                        "kept out of speed tables and gates")
+    p.add_argument("--max-retries", type=integer(0), default=0,
+                   help="ray: retries of a job whose worker died (default 0: a crash is a record, never hidden)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _known_archive_checksum() -> str:
+    from datasets.cifar import KNOWN_FOLDER_ARCHIVES
+    return next(iter(KNOWN_FOLDER_ARCHIVES))
+
+
+def _experiment_name(args: argparse.Namespace) -> str:
+    if args.experiment:
+        return args.experiment
+    if args.data_dir:
+        return "folder"
+    if args.dataset in EXPERIMENTS:
+        return args.dataset
+    return "digits-transfer"
+
+
+def _common_overrides(args: argparse.Namespace) -> dict:
+    common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+                  train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
+                  eval_shots=args.eval_shots, val_fraction=args.val_fraction, classes=args.classes,
+                  archive=args.archive, archive_checksum=args.archive_checksum or (
+                      _known_archive_checksum() if args.archive else None),
+                  pretrained=args.pretrained, pretrain_backend=args.pretrain_backend, epochs=args.epochs,
+                  batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum,
+                  weight_decay=args.weight_decay, image_size=args.image_size, stem=args.stem,
+                  bn_stats=args.bn_stats, device=args.device, mode=args.mode, loader=args.loader,
+                  target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
+    if args.data_dir:
+        common["dataset"] = "folder"
+    elif args.dataset and args.eval_split is None:
+        from datasets.registry import dataset_splits
+        common["train_split"], common["eval_split"] = dataset_splits(args.dataset)
+    return common
+
+
+def build_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """Expand CLI choices into one RunConfig per (backend, seed, arm, strategy, scratch init)."""
+    experiment = get_experiment(_experiment_name(args))
+    arms = csv(args.arms)
+    for arm in arms:
+        if arm not in ("finetune", "scratch"):
+            raise ConfigError(f"unknown arm {arm!r} in --arms; valid: finetune, scratch")
+    strategy = args.strategy or experiment.strategy
+    strategies = list(ALL_STRATEGIES) if strategy == "all" else csv(strategy)
+    for s in strategies:
+        make_plan(s)  # validates
+    if "scratch" in strategies and "scratch" not in arms:
+        arms.append("scratch")
+    inits = list(SCRATCH_INITS) if args.scratch_init == "both" else [args.scratch_init or "shared"]
+    common = _common_overrides(args)
+    configs = []
+    for backend in csv(args.backend):
+        for seed in range(args.seed, args.seed + args.seeds):
+            for arm in arms:
+                if arm == "scratch":
+                    configs += [experiment.arm_config(backend, arm, "scratch", seed=seed, lr=args.scratch_lr,
+                                                      scratch_init=init, **common) for init in inits]
+                    continue
+                configs += [experiment.arm_config(backend, arm, s, seed=seed, lr=args.lr, **common)
+                            for s in strategies if s != "scratch"]
+    for config in configs:
+        config.check_model()
+    return configs
+
+
+def _run_options(args: argparse.Namespace):
+    import os
+
+    from bench.execute.local import RunOptions
+    from bench.execute.runner import default_cache_dir
+    from datasets.registry import default_data_root
+    return RunOptions(out=args.out, cache_dir=Path(args.cache_dir or default_cache_dir()),
+                      data_root=Path(args.data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root()),
+                      timeout=args.timeout, progress=not args.no_progress, skip_bad_images=args.skip_bad_images,
+                      in_process=args.in_process, resume=args.resume, packed=args.pack)
+
+
+def check_backends(configs: list[RunConfig]) -> None:
+    """Every framework the sweep needs is installed and builds its model; asked without importing any."""
+    from backends.registry import backend_info, check_installed, models_for
+    for name in sorted({c.backend for c in configs}):
+        check_installed(name)
+    for backend, model in sorted({(c.backend, c.model) for c in configs}):
+        if not backend_info(backend).builds(backend, model):
+            raise ConfigError(f"model {model!r} is not available on backend {backend!r}; "
+                              f"that backend has: {', '.join(models_for(backend))}")
+    for name in sorted({c.pretrain_backend for c in configs if c.pretrained == "suite" and c.arm == "finetune"}):
+        try:
+            check_installed(name)
+        except BenchError as e:
+            raise ConfigError(f"the suite's pretrain step runs on --pretrain-backend {name}: {e}; "
+                              "or choose another with --pretrain-backend") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.execute.local import run_local
+    from bench.plan.sweep import plan_sweep
+    from bench.report.tables import render_table
+
+    from bench.plan.preflight import check_sweep
+
+    configs = build_configs(args)
+    check_backends(configs)
+    opts = _run_options(args)
+    if args.executor == "ray":
+        from bench.execute.ray_executor import import_ray
+        import_ray()  # before anything is written: a missing Ray is one line
+    check_sweep(configs, opts.out, opts.cache_dir, opts.data_root)
+    plan = plan_sweep(configs, opts.cache_dir)
+    if args.executor == "ray":
+        from bench.execute.ray_executor import run_ray
+        records = run_ray(plan, opts, address=args.ray_address, max_retries=args.max_retries)
+    else:
+        records = run_local(plan, opts)
+    print()
+    print(render_table(records))
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+def add(sub) -> None:
+    run = sub.add_parser("run", help="train fine-tuned and scratch arms, write one record per run")
+    add_run_args(run)
+    run.set_defaults(func=cmd_run)

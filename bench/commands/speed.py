@@ -1,0 +1,65 @@
+"""``bench overhead`` (the harness against each framework's own loop) and ``bench tune``
+(one backend's train step under each runtime setting): measure, or render ``--from`` records."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .args import add_step_args, csv, integer, readable_records, setting
+
+
+def _check_installed(backends: list[str]) -> None:
+    from backends.registry import check_installed
+    for name in backends:
+        check_installed(name)
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    from bench.report.speed import overhead_report, render_overhead
+    if args.source:
+        print(overhead_report(readable_records([args.source], False, "overhead"), args.format, args.source))
+        return 0
+    from bench.speed.overhead import measure_overhead
+    _check_installed(args.backend)
+    records = measure_overhead(args)
+    print()
+    print(render_overhead(records, args.format))
+    return 0 if all("ratio" in r for r in records) else 1
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench.report.speed import merge_tune, render_tune, tune_report
+    if args.source:
+        print(tune_report(readable_records([args.source], False, "tune"), args.format, args.source))
+        return 0
+    from bench.speed.tune import measure_tune
+    _check_installed(args.backend)
+    for rec in measure_tune(args):
+        print(render_tune(merge_tune([rec])[0], args.format))
+    return 0
+
+
+def add(sub) -> None:
+    from bench.speed.overhead import DEFAULT_OUT as OVERHEAD_OUT
+    from bench.speed.tune import DEFAULT_OUT as TUNE_OUT
+
+    ov = sub.add_parser("overhead", help="harness train step vs each framework's own minimal loop, "
+                                         "side by side, one process each")
+    add_step_args(ov, "32,112")
+    ov.set_defaults(model=csv("resnet18,efficientnet_lite0"), func=cmd_overhead)
+    ov.add_argument("--strategy", type=csv, default=csv("full,linear-probe"), help="comma-separated strategies")
+    ov.add_argument("--rounds", type=integer(1), default=2, help="native/harness process pairs per combination")
+    ov.add_argument("--design", choices=["processes", "interleaved"], default="processes",
+                    help="processes: each loop in its own process; interleaved: both in one process, "
+                         "alternating step by step (paired; for machines whose speed varies by process)")
+    ov.add_argument("--out", type=Path, default=OVERHEAD_OUT, help=f"directory for the records (default {OVERHEAD_OUT}/)")
+
+    tu = sub.add_parser("tune", help="time one backend's train step under each runtime setting (threads, "
+                                     "oneDNN ISA, compile level, ...)")
+    add_step_args(tu, "32,112")
+    tu.set_defaults(backend=csv("mindspore"), steps=8, warmup=2, func=cmd_tune)
+    tu.add_argument("--rounds", type=integer(1), default=2, help="processes per setting, model and size")
+    tu.add_argument("--strategy", default="full")
+    tu.add_argument("--knob", type=setting, action="append", default=[], metavar="NAME=VALUE",
+                    help="try this setting (repeatable; default: the values backends/registry.py lists)")
+    tu.add_argument("--out", type=Path, default=TUNE_OUT, help=f"directory for the record (default {TUNE_OUT}/)")

@@ -1,0 +1,178 @@
+"""Result records: one versioned JSON document per run, written atomically.
+
+One builder (``new_record``, ``failed_record``), one loader (``read_records``) and one
+way to name and write a file, whatever wrote the record (the runner, an isolated
+child's parent, the Ray driver) and whatever reads it (report, compare, resume, plots).
+
+Schema (version 2), keys of a run record:
+  schema_version, run_id, created and finished (UTC, ``TIMESTAMP``), status (ok | failed |
+  diverged), error, config (RunConfig fields), config_hash, group_hash (config hash without
+  the seed), environment (python, CPU model and flags, GPUs, framework versions, runtime
+  settings with their origin, git commit), model (param counts, groups, weights
+  loaded/dropped), curve (one dict per epoch), timing (StepTimer.summary(): compile,
+  warm-up, steady state, data wait, contention), accuracy (final with its 95% Wilson
+  interval, best, selected on validation), flags (collapsed runs), time_to_accuracy.
+Version 1 (no group_hash, settings, contention or flags) is still read. Speed records
+(``bench overhead``, ``bench tune``) carry a ``kind`` and are read with ``kind=``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import BenchError
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # a record's "created" and "finished"
+RUN = "run"                      # the kind of a training run's record (it has no "kind" key)
+
+
+class OtherKind(BenchError):
+    """A readable record of another kind than the one asked for."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime(TIMESTAMP)
+
+
+def parse_time(text) -> datetime | None:
+    """A record's timestamp, or None where it is missing or malformed."""
+    try:
+        return datetime.strptime(text, TIMESTAMP)
+    except (TypeError, ValueError):
+        return None
+
+
+def file_stamp(created: str) -> str:
+    """``created`` as it opens a record's file name: ``20261123T090616Z``."""
+    return created.replace(":", "").replace("-", "")
+
+
+def new_record(config) -> dict:
+    """A run record in state ``running``; ``config`` is a ``RunConfig``."""
+    return {"schema_version": SCHEMA_VERSION, "run_id": f"{config.config_hash()}-{int(time.time() * 1e3)}",
+            "created": utc_now(), "status": "running", "error": None,
+            "config": config.to_json(), "config_hash": config.config_hash(), "group_hash": config.group_hash(),
+            "environment": {}, "model": {}, "data": {}, "curve": [], "timing": {},
+            "accuracy": {}, "flags": [], "time_to_accuracy": {}}
+
+
+def failed_record(config, reason: str, **extra) -> dict:
+    """The record of a job that failed outside its own process or never ran (its child
+    died, its pretrain step failed, its Ray worker was lost): an ok record minus results."""
+    record = new_record(config)
+    record.update(status="failed", error=reason, finished=utc_now(), **extra)
+    return record
+
+
+def record_filename(record: dict) -> str:
+    c = record["config"]
+    # run_id = config hash + millisecond clock: two runs of one config never share a name
+    return (f"{file_stamp(record['created'])}_{c['backend']}_{c['experiment']}_{c['arm']}_{c['strategy']}"
+            f"_s{c['seed']}_{record['run_id']}.json")
+
+
+def write_json_atomic(path: Path, data: dict) -> Path:
+    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json_new(path: Path, data: dict) -> Path:
+    """Like ``write_json_atomic``, but never replaces a file: where ``path`` exists, the first free
+    ``<stem>-1``, ``<stem>-2``, ... is taken (a hard link claims the name atomically)."""
+    path = Path(path)
+    tmp = write_json_atomic(path.with_name(f".{path.name}.{os.getpid()}.new"), data)
+    try:
+        for i in range(10_000):
+            target = path if i == 0 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise BenchError(f"no free file name for {path}")
+    finally:
+        os.unlink(tmp)
+
+
+def write_record(record: dict, out_dir: Path) -> Path:
+    """Save one run record as its own file; never overwrites an existing record."""
+    path = Path(out_dir) / record_filename(record)
+    if path.exists():
+        raise BenchError(f"record {path} already exists; refusing to overwrite")
+    return write_json_atomic(path, record)
+
+
+def save_record(record: dict, out_dir: Path) -> dict:
+    """Write ``record`` into ``out_dir`` and note where (its ``path``); returns it."""
+    record.pop("path", None)
+    record["path"] = str(write_record(record, out_dir))
+    return record
+
+
+def read_record(path: Path, kind: str = RUN) -> dict:
+    """One record of ``kind`` (``run``, ``overhead``, ``tune``); BenchError naming the file otherwise."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise BenchError(f"cannot read result record {path}: {e}") from None
+    if not isinstance(rec, dict):
+        raise BenchError(f"{path}: a result record is a JSON object, got {type(rec).__name__}")
+    version = rec.get("schema_version")
+    if version not in READABLE_VERSIONS:
+        raise BenchError(
+            f"{path}: schema_version {version!r} is not supported (this bench reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); re-run the configuration or use the bench version that wrote it"
+        )
+    if rec.get("kind", RUN) != kind:
+        raise OtherKind(f"{path}: a {rec.get('kind', RUN)!r} record, not a {kind!r} record")
+    if kind == RUN:
+        missing = [k for k in ("config", "config_hash", "status") if k not in rec]
+        if missing or not isinstance(rec.get("config"), dict):
+            raise BenchError(f"{path}: not a bench record (missing {', '.join(missing) or 'a config object'})")
+    return rec
+
+
+def record_files(paths, pattern: str = "*.json") -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.rglob(pattern)))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise BenchError(f"no such result file or directory: {p}")
+    return files
+
+
+def read_records(paths, kind: str = RUN) -> tuple[list[dict], list[str]]:
+    """Every readable record of ``kind`` under ``paths``, and one line per file that could not
+    be read: one truncated or foreign file never hides the others. Files holding records of
+    another kind are passed over silently (speed and run records may share a folder)."""
+    records, problems = [], []
+    for f in record_files(paths):
+        try:
+            records.append(read_record(f, kind))
+        except OtherKind:
+            continue
+        except BenchError as e:
+            problems.append(str(e))
+    return records, problems

@@ -1,0 +1,60 @@
+"""One mechanism to start a ``python -m bench`` child process and never leave it behind.
+
+Every framework runs in a child (``bench _exec`` for a run, ``bench _step`` for a speed
+measurement), so a crash, a hang or an OOM kill costs one record, not a sweep. The child
+
+* starts in its own session and process group, so everything it starts dies with it
+  (``os.killpg``) on a time-out, an interrupt or any exception in the parent;
+* asks the kernel to SIGKILL it when its parent dies (Linux ``PR_SET_PDEATHSIG``), so a
+  parent killed with SIGKILL (or a Ray worker that dies) leaves no child training;
+* gets an explicit environment (``backends.settings.child_env``) and the parent's
+  standard output, its standard error going to a file the caller reads.
+
+The CLI turns SIGTERM and SIGHUP into an exception in the parent (``bench/cli.py``), so
+those reach the ``killpg`` below too.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+
+PR_SET_PDEATHSIG = 1
+_libc = None
+
+
+def _die_with_parent(parent: int):
+    """``preexec_fn``: in the child, before ``exec``: SIGKILL when the parent thread exits."""
+    def set_signal() -> None:
+        if sys.platform.startswith("linux"):
+            global _libc
+            _libc = _libc or ctypes.CDLL(None, use_errno=True)
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+    return set_signal
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr) -> int | None:
+    """Run ``python -m bench ARGS`` to the end; its exit code, or None when it ran past
+    ``timeout`` seconds (then it and its process group are killed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=stderr, env=env,
+                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return None
+    except BaseException:  # interrupted or terminated: never leave a framework running behind
+        kill_group(proc)
+        raise

@@ -1,0 +1,169 @@
+"""``bench run --executor ray``: the same plan as Ray tasks, on a cluster you already have.
+
+Each job becomes a Ray task that runs the very child the local executor runs
+(``python -m bench _exec``) on its worker node, so a crash or an OOM kill of a
+framework is still a failed record, never a lost sweep. Nothing is shared but
+Ray itself:
+
+* a task returns its record to the driver, which writes it atomically into
+  ``--out`` (one file per run, never overwritten) as soon as it arrives;
+* a pretrain task returns its canonical weights through Ray's object store; the
+  arms that need them receive them as a task argument (Ray runs them after it),
+  write them into their node's cache and check their SHA-256;
+* each node prepares datasets under its own data root; a node that cannot (no
+  network, no disk) fails its jobs with a message that names the node.
+
+Timing stays honest: a timed job asks for as many CPUs as the smallest node has
+(and a GPU if it uses one) and takes the node's timing lock, so two timed jobs
+never share a machine; ``--pack`` asks for one CPU and marks step times packed.
+Runtime settings come from the driver's environment and the backend's defaults,
+never from Ray (which sets ``OMP_NUM_THREADS`` in its workers). A task whose
+worker dies becomes a failed record (``--max-retries``, default 0, so a retry
+never hides a crash); so do the tasks of a node that disappears.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+
+from backends.settings import user_environment
+from bench.core.errors import BackendUnavailable
+from bench.core.records import failed_record, save_record
+from bench.measure.timing import machine_lock
+from bench.plan.config import RunConfig
+from bench.plan.sweep import Job
+
+from .isolate import run_child
+from .local import RunOptions, finished_records, not_run, report_outcome
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailable("--executor ray needs Ray: pip install -e \".[ray]\"") from None
+    return ray
+
+
+def _job_dict(job: Job) -> dict:
+    return {"config": job.config.to_json(), "weights": str(job.weights) if job.weights else None}
+
+
+def _opts_dict(opts: RunOptions) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()}
+
+
+def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None) -> dict:
+    """On a worker: one job in an isolated child. Returns {"record", "weights", "sha256"}.
+
+    Never raises for a failed run (that is a record); only a dead worker or node does."""
+    job = Job(RunConfig.from_json(job_d["config"]), weights=Path(job_d["weights"]) if job_d["weights"] else None)
+    opts = RunOptions(**{k: Path(v) if k in ("out", "cache_dir", "data_root") else v for k, v in opts_d.items()})
+    node = socket.gethostname()
+    if pretrain is not None and not job.is_pretrain:
+        if pretrain["record"]["status"] != "ok" or pretrain["weights"] is None:
+            return _result(failed_record(job.config, not_run(job, pretrain["record"]["error"])))
+        _place_weights(pretrain, job.weights)
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+        with machine_lock() if not opts.packed else nullcontext():
+            outcome, reason, tail = run_child(job, dataclasses.replace(opts, out=Path(tmp)), Path(tmp),
+                                              settings_from=user_env)
+        if outcome is None:
+            return _result(failed_record(job.config, f"on node {node}: {reason}", stderr_tail=tail, node=node))
+        record = json.loads(Path(outcome["path"]).read_text())
+    record["node"] = node
+    if job.is_pretrain and record["status"] == "ok":
+        return _result(record, job.weights.read_bytes())
+    return _result(record)
+
+
+def _result(record: dict, weights: bytes | None = None) -> dict:
+    """What a task returns to the driver: its record, and a pretrain step's canonical weights."""
+    return {"record": record, "weights": weights, "sha256": hashlib.sha256(weights).hexdigest() if weights else None}
+
+
+def _place_weights(pretrain: dict, path: Path) -> None:
+    """Write a pretrain step's weights into this node's cache, checked by SHA-256."""
+    if hashlib.sha256(pretrain["weights"]).hexdigest() != pretrain["sha256"]:
+        raise ValueError("canonical weights from the object store do not match their sha256")
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == pretrain["sha256"]:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(pretrain["weights"])
+    os.replace(tmp, path)
+
+
+def _resources(ray, opts: RunOptions, config: RunConfig) -> dict:
+    gpus = {"num_gpus": 1} if config.device == "gpu" else {}
+    if opts.packed:
+        return {"num_cpus": 1, **gpus}
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    return {"num_cpus": min(n["Resources"].get("CPU", 1) for n in alive), **gpus}
+
+
+def _cached_pretrain(ray, job: Job) -> object:
+    """The driver's cached canonical weights, put into the object store as a pretrain result."""
+    return ray.put(_result({"status": "ok", "error": None}, job.weights.read_bytes()))
+
+
+def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, max_retries: int = 0) -> list[dict]:
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    task = ray.remote(run_task)
+    done = finished_records(opts.out) if opts.resume else {}
+    user_env = user_environment()
+    pre_refs, pending, records = {}, {}, []
+    for job in plan:
+        if job.is_pretrain:
+            if job.weights.exists():
+                print(f"pretrain cached: {job.weights}")
+                pre_refs[job.key] = _cached_pretrain(ray, job)
+                continue
+        elif job.key in done:
+            print(f"skip (--resume): ok record {done[job.key]['run_id']}")
+            records.append(done[job.key])
+            continue
+        ref = task.options(max_retries=max_retries, **_resources(ray, opts, job.config)).remote(
+            _job_dict(job), _opts_dict(opts), user_env, pre_refs.get(job.needs))
+        if job.is_pretrain:
+            pre_refs[job.key] = ref
+        pending[ref] = job
+    print(f"submitted {len(pending)} Ray task(s)", flush=True)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            records.append(_collect(ray, ready[0], job, opts))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return records
+
+
+def _collect(ray, ref, job: Job, opts: RunOptions) -> dict:
+    """The task's record written into --out (its weights into the driver's cache), or a
+    failed record saying how the task died."""
+    try:
+        result = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        record = save_record(failed_record(job.config, f"ray task failed: {type(e).__name__}: {reason}"), opts.out)
+        print(f"{job.describe()}\n  failed: {record['error']}", file=sys.stderr)
+        return record
+    record = save_record(result["record"], opts.out)
+    if job.is_pretrain and result["weights"] is not None:
+        _place_weights(result, job.weights)
+    print(job.describe())
+    report_outcome(record)
+    return record

@@ -1,0 +1,286 @@
+"""Execute one RunConfig: data, model, strategy, train loop, evaluation, record.
+
+Reads top to bottom like torchvision's reference ``main``: nothing here imports
+a framework; everything framework-specific sits behind ``backends.base``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from architectures import input_norm
+from backends.base import OptimConfig
+from backends.registry import get_backend
+from backends.settings import effective_settings
+from bench.core.errors import BenchError, ConfigError, DivergedError
+from bench.core.records import new_record, save_record, utc_now
+from bench.measure.environment import capture_environment
+from bench.measure.stats import above_chance, wilson_interval
+from bench.measure.timing import ContentionProbe, StepTimer
+from bench.plan.config import RunConfig
+from bench.plan.strategies import make_plan
+from bench.weights import canonical
+from bench.weights.imagenet import canonical_imagenet
+from bench.weights.scratch_init import INITIALISER, shared_init_file
+from datasets.folder import ImageFolder, check_same_classes, read_image_folder
+from datasets.loader import BatchLoader
+from datasets.registry import default_data_root, prepare_dataset
+from datasets.transforms import EvalTransform, TrainTransform
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
+
+
+def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = False):
+    """(train, validation or None, eval) image folders a config names (downloaded on first use)."""
+    if config.data_dir:
+        root = Path(config.data_dir)
+    elif config.dataset == "folder":
+        raise ConfigError("experiment 'folder' needs --data-dir PATH (layout PATH/<split>/<class>/<image>)")
+    else:
+        root = prepare_dataset(config.dataset, data_root, archive=config.archive,
+                               archive_checksum=config.archive_checksum)
+    train = read_image_folder(root, config.train_split, skip_bad_images=skip_bad_images)
+    evaluation = read_image_folder(root, config.eval_split, skip_bad_images=skip_bad_images)
+    check_same_classes(train, evaluation)
+    if config.classes:
+        train, evaluation = train.select(config.classes), evaluation.select(config.classes)
+    if config.shots:
+        train = train.subsample(config.shots)
+    if config.eval_shots:
+        evaluation = evaluation.subsample(config.eval_shots)
+    validation = None
+    if config.val_fraction:
+        train, validation = train.split_off(config.val_fraction)
+    return train, validation, evaluation
+
+
+def evaluate(model, loader: BatchLoader) -> dict:
+    """Top-1 and mean cross-entropy over the whole eval split.
+
+    The last batch is zero-padded to the full batch size so compiled graphs keep
+    one input shape; the padded rows are discarded before scoring.
+    """
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in loader:
+        k = len(y)
+        if k < loader.batch_size:
+            x = np.concatenate([x, np.zeros((loader.batch_size - k,) + x.shape[1:], x.dtype)])
+        logits = model.predict(x)[:k].astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss_sum += float(-logp[np.arange(k), y].sum())
+        correct += int((logits.argmax(axis=1) == y).sum())
+        n += k
+    return {"loss": loss_sum / n, "acc": correct / n, "correct": correct, "n": n}
+
+
+def planned_weights(path: Path) -> tuple[str, dict]:
+    """The canonical file a sweep's pretrain step wrote for this arm, with its provenance."""
+    if not Path(path).exists():
+        raise ConfigError(f"the suite's pretrained weights {path} are missing: their pretrain step did not "
+                          "write them (see its record)")
+    meta, _ = canonical.read_canonical(path)
+    source = meta.get("source", {})
+    return str(path), {"source": "suite pretrain", "path": str(path), "sha256": canonical.file_sha256(path),
+                       "pretrain_backend": source.get("backend"), "pretrain_config_hash": source.get("config_hash"),
+                       "pretrain_run_id": source.get("run_id"), "pretrain_dataset": source.get("dataset")}
+
+
+def resolve_weights(config: RunConfig, cache_dir: Path, suite_weights: Path | None = None) -> tuple[str | None, dict]:
+    """Where the fine-tuned arm's starting weights come from. ``suite_weights``: the canonical
+    file the sweep's planned pretrain step wrote (``bench.plan.sweep``), for ``--pretrained suite``."""
+    if config.arm != "finetune" or config.pretrained == "none":
+        return None, {"source": "random init"}
+    if config.pretrained == "imagenet":
+        path, provenance = canonical_imagenet(config.model, cache_dir)  # one file, every backend
+        return str(path), provenance
+    if config.pretrained == "zoo":
+        return "zoo", {"source": f"{config.backend}'s own model zoo, ImageNet"}
+    if config.pretrained == "suite":
+        if suite_weights is None:
+            raise ConfigError("--pretrained suite: the arm starts from its sweep's pretrain step; run it "
+                              "through a sweep plan (bench run, bench.plan.sweep.plan_sweep)")
+        return planned_weights(suite_weights)
+    if not Path(config.pretrained).exists():
+        raise ConfigError(f"--pretrained {config.pretrained}: no such weights file "
+                          "(valid: suite, imagenet, zoo, none, or a path)")
+    return config.pretrained, {"source": "file", "path": config.pretrained,
+                               "sha256": canonical.file_sha256(config.pretrained)}
+
+
+def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
+    losses, correct, seen = [], 0, 0
+    batches = iter(loader)
+    t0 = time.perf_counter()
+    while True:
+        with timer.data():
+            batch = next(batches, None)
+        if batch is None:
+            timer.data_ms.pop()  # the end-of-epoch probe is not a batch
+            break
+        x, y = batch
+        with timer.step():
+            loss, ok = model.train_step(x, y)
+        if not math.isfinite(loss):
+            raise DivergedError(f"loss became {loss} at step {len(losses) + 1} of epoch {loader.epoch}")
+        losses.append(loss)
+        correct += ok
+        seen += len(y)
+    return {"train_loss": float(np.mean(losses)), "train_acc": correct / max(seen, 1),
+            "train_s": time.perf_counter() - t0}
+
+
+def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
+    """The shared numpy pipeline, or with ``--loader native`` the framework's own:
+    a train loader for the first split, eval loaders for the others (None stays None)."""
+    mean, std = input_norm(config.model)
+    if config.loader == "native":
+        opts = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
+                    crop_scale=config.crop_scale, hflip=config.hflip, mean=mean, std=std)
+        make = lambda split, train: backend.native_loader(split, train=train, **opts)  # noqa: E731
+    else:
+        transforms = {True: TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
+                      False: EvalTransform(config.image_size, mean, std)}
+        make = lambda split, train: BatchLoader(split, transforms[train], config.batch_size,  # noqa: E731
+                                                train=train, seed=config.seed)
+    return [None if split is None else make(split, i == 0) for i, split in enumerate(splits)]
+
+
+def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
+                       progress: bool) -> None:
+    train_loader, val_loader, eval_loader = loaders
+    timer.batch_size = train_loader.batch_size
+    cum_train_s = 0.0
+    bar = tqdm(range(1, config.epochs + 1), desc=f"{config.backend}/{config.arm}/{config.strategy}",
+               disable=not progress, leave=False)
+    probe = ContentionProbe().start()
+    for epoch in bar:
+        stats = train_epoch(model, train_loader, timer)
+        cum_train_s += stats["train_s"]
+        t0 = time.perf_counter()
+        ev = evaluate(model, eval_loader)
+        point = {"epoch": epoch, **stats, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
+                 "eval_correct": ev["correct"], "n_eval": ev["n"],
+                 "eval_s": time.perf_counter() - t0, "cum_train_s": cum_train_s}
+        if val_loader is not None:
+            val = evaluate(model, val_loader)
+            point.update(val_loss=val["loss"], val_acc=val["acc"], val_correct=val["correct"], n_val=val["n"])
+        record["curve"].append(point)
+        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{ev['acc']:.3f}")
+    timer.contention = probe.stop()
+
+
+def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict]:
+    last = curve[-1]
+    best = max(curve, key=lambda p: p["eval_acc"])
+    accuracy = {
+        "final": last["eval_acc"], "final_ci95": wilson_interval(last["eval_correct"], last["n_eval"]),
+        "best": best["eval_acc"], "best_epoch": best["epoch"],
+        "selected_on": f"'best' is the max over epochs of {config.eval_split!r} accuracy "
+                       "(optimistic: chosen on the split it reports); 'final' is the last epoch",
+        "eval_split": config.eval_split, "n_eval": last["n_eval"],
+    }
+    if "val_acc" in last:
+        chosen = max(curve, key=lambda p: (p["val_acc"], -p["epoch"]))  # earliest best on validation
+        accuracy["selected"] = {
+            "epoch": chosen["epoch"], "val_acc": chosen["val_acc"], "n_val": chosen["n_val"],
+            "test_acc": chosen["eval_acc"], "test_ci95": wilson_interval(chosen["eval_correct"], chosen["n_eval"]),
+            "note": f"epoch chosen on a validation split ({config.val_fraction:g} of train), "
+                    f"accuracy on {config.eval_split!r}: an unbiased 'best'"}
+    tta = {"target": config.target_accuracy, "train_s": None, "epoch": None,
+           "note": "cumulative training wall time (eval excluded, compile step included)"}
+    if config.target_accuracy is not None:
+        hit = next((p for p in curve if p["eval_acc"] >= config.target_accuracy), None)
+        if hit:
+            tta.update(train_s=hit["cum_train_s"], epoch=hit["epoch"])
+    return accuracy, tta
+
+
+def collapse_flags(curve: list[dict], num_classes: int) -> list[dict]:
+    """A run whose final top-1 is not significantly above chance is flagged, with why."""
+    last = curve[-1]
+    if above_chance(last["eval_correct"], last["n_eval"], num_classes):
+        return []
+    lo, hi = wilson_interval(last["eval_correct"], last["n_eval"])
+    return [{"flag": "collapsed",
+             "why": f"final top-1 {last['eval_acc']:.3f} (95% Wilson [{lo:.3f}, {hi:.3f}] over "
+                    f"{last['n_eval']} images) is not above chance 1/{num_classes} = {1 / num_classes:.3f}"}]
+
+
+def start_weights(model, config: RunConfig, weights: str | None, origin: dict, cache_dir: Path) -> dict:
+    """Load the arm's starting weights into ``model``; returns where they came from."""
+    if config.arm == "scratch" and config.scratch_init == "shared":
+        shapes = {model.table.to_canonical(n): v.shape for n, v in model.named_parameters().items()}
+        path = shared_init_file(config.model, shapes, config.seed, cache_dir)
+        return {"source": "shared init", "initialiser": INITIALISER, "path": str(path),
+                "sha256": canonical.file_sha256(path), "load": model.load_weights(str(path)).to_json()}
+    if config.arm == "scratch" or config.arm == "pretrain":
+        return {"source": f"{config.backend}'s own initialiser (native)"}
+    if weights and weights != "zoo":
+        origin["load"] = model.load_weights(weights, new_head=True).to_json()
+    return origin
+
+
+def build_model(backend, config: RunConfig, num_classes: int, weights: str | None):
+    return backend.create_model(config.model, num_classes, pretrained="zoo" if weights == "zoo" else None,
+                                device=config.device, seed=config.seed, image_size=config.image_size,
+                                mode=config.mode, stem=config.stem)
+
+
+def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
+            data_root: Path | None = None, save_weights: Path | None = None, suite_weights: Path | None = None,
+            progress: bool = True, skip_bad_images: bool = False, packed: bool = False) -> dict:
+    """Run one configuration end to end and write its record (also on failure)."""
+    cache_dir = Path(cache_dir or default_cache_dir())
+    data_root = Path(data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root())
+    record = new_record(config)
+    timer = StepTimer(warmup=config.warmup_steps, packed=packed)
+    try:
+        backend = get_backend(config.backend)  # first: a backend module may register its architectures
+        config.check_model()
+        train, validation, evaluation = load_splits(config, data_root, skip_bad_images)
+        record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
+                          "val_images": len(validation) if validation else 0,
+                          "classes": train.classes, "train_root": str(train.root)}
+        weights, origin = resolve_weights(config, cache_dir, suite_weights)
+        plan = make_plan("scratch" if config.arm == "scratch" else config.strategy,
+                         bn_stats_frozen=config.bn_stats == "frozen")
+        model = build_model(backend, config, len(train.classes), weights)
+        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
+                                                    effective_settings(config.backend))  # after the context is set
+        origin = start_weights(model, config, weights, origin, cache_dir)
+        model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
+        record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
+                           "param_groups": model.param_groups(),
+                           "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe()}
+        loaders = make_loaders(backend, config, train, validation, evaluation)
+        train_and_evaluate(model, config, loaders, timer, record, progress)
+        record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
+        record["flags"] = collapse_flags(record["curve"], len(train.classes))
+        if save_weights:
+            Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(str(save_weights), source={
+                "run_id": record["run_id"], "config_hash": record["config_hash"],
+                "backend": config.backend, "dataset": config.dataset, "final_acc": record["accuracy"]["final"]})
+        record["status"] = "ok"
+    except DivergedError as e:
+        record.update(status="diverged", error=str(e))
+    except BenchError as e:  # bad input found here: a failed record, as a crash is
+        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+    except Exception as e:  # a framework crash: keep the record, say what happened
+        record.update(status="failed", error=f"{type(e).__name__}: {e}",
+                      traceback=traceback.format_exc(limit=20))
+    finally:
+        record["timing"] = timer.summary()
+        if record["status"] != "running":
+            record["finished"] = utc_now()
+            save_record(record, out_dir)
+    return record

@@ -1,0 +1,105 @@
+"""Which records belong together: one row is one configuration (every field but the seed).
+
+Records group by their ``group_hash`` (the config hash without the seed), so two
+runs that differ in anything else (lr, optimizer, epochs, BatchNorm mode, stem,
+eval shots, scratch initialiser, ...) never pass as two seeds. A seed run twice is
+counted once (the latest run) and reported as a duplicate. Fine-tuned and scratch
+arms pair on everything that defines the task and budget, seed by seed.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from bench.plan.config import RunConfig
+
+# Fields that name a row in tables; the others are shown only where two rows differ in them.
+SHOWN = ("experiment", "model", "backend", "arm", "strategy", "scratch_init", "shots")
+# What may differ between a fine-tuned arm and the scratch arm it is compared with.
+ARM_FIELDS = ("arm", "strategy", "lr", "optimizer", "momentum", "weight_decay", "bn_stats", "pretrained",
+              "pretrain_backend", "scratch_init", "seed", "notes")
+
+
+def group_hash(rec: dict) -> str:
+    return rec.get("group_hash") or RunConfig.from_json(rec["config"]).group_hash()
+
+
+def pair_key(config: dict) -> tuple:
+    """Task and budget: equal for a fine-tuned arm and its scratch baseline."""
+    return tuple(sorted((k, str(v)) for k, v in config.items() if k not in ARM_FIELDS))
+
+
+@dataclass
+class Group:
+    """The runs of one configuration, one per seed."""
+
+    config: dict                          # the config of its first run, seed removed
+    runs: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)   # later runs of a seed already counted
+    variant: str = ""                     # fields in which it differs from groups shown alike
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r["config"]["seed"] for r in self.runs]
+
+    def by_seed(self) -> dict[int, dict]:
+        return {r["config"]["seed"]: r for r in self.runs}
+
+    def finals(self) -> list[float]:
+        return [r["accuracy"]["final"] for r in self.runs]
+
+    def label(self, key: str) -> object:
+        return self.config.get(key)
+
+
+def _sort_key(rec: dict) -> str:
+    return rec.get("finished") or rec.get("created") or ""
+
+
+def group_records(records: list[dict], arms=("finetune", "scratch")) -> list[Group]:
+    """Ok records of ``arms`` grouped by configuration; duplicate seeds set aside (latest kept)."""
+    buckets: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for rec in records:
+        if rec.get("status") == "ok" and rec["config"]["arm"] in arms:
+            buckets[group_hash(rec)][rec["config"]["seed"]].append(rec)
+    groups = []
+    for by_seed in buckets.values():
+        runs, dups = [], []
+        for seed in sorted(by_seed):
+            ordered = sorted(by_seed[seed], key=_sort_key)
+            runs.append(ordered[-1])
+            dups.extend(ordered[:-1])
+        config = {k: v for k, v in runs[0]["config"].items() if k not in ("seed", "notes")}
+        groups.append(Group(config, runs, dups))
+    _name_variants(groups)
+    return sorted(groups, key=lambda g: (tuple(str(g.label(k)) for k in SHOWN), g.variant))
+
+
+def _name_variants(groups: list[Group]) -> None:
+    """Groups that look alike in the SHOWN columns get the fields that tell them apart."""
+    alike: dict[tuple, list[Group]] = defaultdict(list)
+    for g in groups:
+        alike[tuple(str(g.label(k)) for k in SHOWN)].append(g)
+    for same in alike.values():
+        if len(same) < 2:
+            continue
+        keys = sorted({k for g in same for k in g.config})
+        differ = [k for k in keys if len({str(g.config.get(k)) for g in same}) > 1]
+        for g in same:
+            g.variant = ", ".join(f"{k}={g.config.get(k)}" for k in differ)
+
+
+def pair_groups(groups: list[Group]) -> list[tuple[Group, Group]]:
+    """(fine-tuned group, scratch group) with the same task and budget, one pair per scratch init."""
+    scratch: dict[tuple, list[Group]] = defaultdict(list)
+    for g in groups:
+        if g.label("arm") == "scratch":
+            scratch[pair_key(g.config)].append(g)
+    return [(g, s) for g in groups if g.label("arm") == "finetune" for s in scratch.get(pair_key(g.config), [])]
+
+
+def paired_finals(ft: Group, sc: Group) -> tuple[list[dict], list[dict]]:
+    """Runs of the two groups on the seeds both have, in seed order."""
+    a, b = ft.by_seed(), sc.by_seed()
+    seeds = sorted(set(a) & set(b))
+    return [a[s] for s in seeds], [b[s] for s in seeds]

@@ -1,0 +1,151 @@
+"""Tables of speed records (``bench overhead``, ``bench tune``), from the records alone.
+
+Records of one combination (overhead: design, backend, model, size, strategy, batch,
+steps; tune: backend, strategy, batch) pool their rounds, so a table shows every
+round ever published and never picks one record over another.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.speed.overhead import ratio_of
+from bench.speed.step import LOOPS
+
+from .format import generated_header, tablefmt
+
+OVERHEAD_HOW = (
+    "Per round, the median steady-state step of the harness's `Model.train_step` over that of the "
+    "framework's own minimal loop (same network, batch 16, input and SGD); harness/native: the median "
+    "of the rounds' ratios, `per round`: their range; native and harness ms: the median of the rounds' "
+    "medians. Records of one combination pool their rounds. Design `interleaved`: both loops in one "
+    "process, alternating step by step; `processes`: each loop in its own process (see README, "
+    "Fair speed).")
+TUNE_HOW = (
+    "Each cell: the median over its processes of each process's median steady-state harness train "
+    "step, (ratio to the defaults' row), [range of the processes' medians, their number]; `†`: other "
+    "processes used the CPU meanwhile. One setting varies at a time from the backend's defaults "
+    "(first row); each measurement is its own process, and on our machine the same setting's process "
+    "medians vary by tens of percent, so read a ratio against its range.")
+
+
+def _design(rec: dict) -> str:
+    return rec["spec"].get("design", "processes")
+
+
+def merge_rounds(records: list[dict]) -> list[dict]:
+    """One entry per measured combination (design, backend, model, size, strategy, batch, steps):
+    records of the same combination, e.g. a re-measurement with more rounds, pool their rounds,
+    so a table shows every round ever published and never picks one record over another."""
+    merged: dict[str, dict] = {}
+    for r in sorted(records, key=lambda r: r.get("created", "")):
+        key = json.dumps({k: v for k, v in r["spec"].items() if k not in ("rounds",)} | {"design": _design(r)},
+                         sort_keys=True)
+        m = merged.setdefault(key, {"spec": r["spec"] | {"design": _design(r)}, "round_ratios": [],
+                                    **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
+                                       for loop in LOOPS}})
+        m["round_ratios"] += r.get("round_ratios") or []
+        for loop in LOOPS:
+            m[loop]["round_medians_ms"] += r[loop]["round_medians_ms"]
+            m[loop]["errors"] += r[loop]["errors"]
+            m[loop]["contended"] |= bool(r[loop]["contended"])
+    for m in merged.values():
+        for loop in LOOPS:
+            rounds = m[loop]["round_medians_ms"]
+            m[loop]["median_ms"] = float(np.median(rounds)) if rounds else None
+        m["ratio"] = ratio_of(m)
+    return list(merged.values())
+
+
+def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 1.05) -> str:
+    rows = []
+    combos = merge_rounds(records)
+    for r in sorted(combos, key=lambda r: (_design(r), r["spec"]["backend"], r["spec"]["model"],
+                                           r["spec"]["image_size"], r["spec"]["strategy"])):
+        s, n, h = r["spec"], r["native"], r["harness"]
+        busy = " †" if n["contended"] or h["contended"] else ""
+        spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r["round_ratios"] else "-")
+        errors = "; ".join(n["errors"] + h["errors"])
+        rows.append([_design(r), s["backend"], s["model"], s["image_size"], s["strategy"],
+                     "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
+                     "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
+                     ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]),
+                     spread, errors or ""])
+    headers = ["design", "backend", "model", "px", "strategy", "native ms", "harness ms", "harness/native",
+               "rounds", "per round", "errors"]
+    if not any(row[-1] for row in rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    table = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt),
+                     disable_numparse=True)
+    notes = []
+    for design in sorted({_design(r) for r in combos}):
+        ratios = [r["ratio"] for r in combos if _design(r) == design]
+        within = sum(1 for x in ratios if x is not None and x <= target)
+        notes.append(f"{design}: {within} of {len(ratios)} combinations at or below harness/native {target}")
+    if any("†" in row[7] for row in rows):
+        notes.append("† measured while other processes used > 10% of the machine's CPU")
+    return table + "\n\n" + "\n\n".join(notes)
+
+
+def merge_tune(records: list[dict]) -> list[dict]:
+    """One table per (backend, strategy, batch): records of the same backend, e.g. more rounds
+    measured later or extra knobs, pool their processes per (setting, value) row and cell; a
+    cell is then the median of its processes' medians. The defaults row comes first."""
+    merged: dict[tuple, dict] = {}
+    for rec in sorted(records, key=lambda r: r.get("created", "")):
+        key = (rec["backend"], rec["strategy"], rec["batch_size"])
+        m = merged.setdefault(key, {"backend": rec["backend"], "strategy": rec["strategy"],
+                                    "batch_size": rec["batch_size"], "defaults": rec["defaults"], "rows": {}})
+        for row in rec["rows"]:
+            r = m["rows"].setdefault((row["knob"], row["value"]), {"knob": row["knob"], "value": row["value"],
+                                                                   "rounds_ms": {}, "errors": {}, "busy": False})
+            for cell, medians in row.get("rounds_ms", {}).items():
+                r["rounds_ms"].setdefault(cell, []).extend(medians)
+            r["errors"].update({k: v for k, v in row["errors"].items() if k not in r["rounds_ms"]})
+            r["busy"] |= bool(row.get("busy"))
+    out = []
+    for m in merged.values():
+        rows = sorted(m["rows"].values(), key=lambda r: r["knob"] != "(defaults)")
+        for r in rows:
+            r["ms"] = {cell: float(np.median(v)) for cell, v in r["rounds_ms"].items()}
+            r["errors"] = {k: v for k, v in r["errors"].items() if k not in r["ms"]}
+        out.append(m | {"rows": rows})
+    return out
+
+
+def render_tune(rec: dict, fmt: str = "terminal") -> str:
+    keys = sorted({k for row in rec["rows"] for k in row["ms"]} | {k for row in rec["rows"] for k in row["errors"]},
+                  key=lambda k: (k.split(" ")[0], int(k.split(" ")[1][:-2])))
+    base = rec["rows"][0]["ms"]
+    body = []
+    for row in rec["rows"]:
+        cells = []
+        for k in keys:
+            if k in row["ms"]:
+                ratio = f" ({row['ms'][k] / base[k]:.2f}x)" if k in base and row is not rec["rows"][0] else ""
+                spread = row.get("rounds_ms", {}).get(k, [])
+                spread = f" [{min(spread):.0f}–{max(spread):.0f}, n={len(spread)}]" if len(spread) > 1 else ""
+                cells.append(f"{row['ms'][k]:.1f}{ratio}{spread}" + (" †" if row.get("busy") else ""))
+            else:
+                cells.append(row["errors"].get(k, "-"))
+        body.append([row["knob"], row["value"] or ", ".join(f"{k}={v}" for k, v in rec["defaults"].items()) or "-"]
+                    + cells)
+    title = (f"{rec['backend']}: train step (harness, {rec['strategy']}, batch {rec['batch_size']}), median ms "
+             "of the processes' medians [their range, number of processes]")
+    return title + "\n\n" + tabulate(body, headers=["setting", "value"] + keys,
+                                     tablefmt=tablefmt(fmt),
+                                     disable_numparse=True)
+
+
+def overhead_report(records: list[dict], fmt: str, source) -> str:
+    head = generated_header("Harness overhead", f"overhead --from {source}", len(records), OVERHEAD_HOW) + "\n" \
+        if fmt == "markdown" else ""
+    return head + render_overhead(records, fmt)
+
+
+def tune_report(records: list[dict], fmt: str, source) -> str:
+    head = generated_header("Runtime settings tried", f"tune --from {source}", len(records), TUNE_HOW) + "\n" \
+        if fmt == "markdown" else ""
+    return head + "\n\n".join(("## " if fmt == "markdown" else "") + render_tune(r, fmt) for r in merge_tune(records))

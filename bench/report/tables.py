@@ -1,0 +1,341 @@
+"""Tables from result records (never typed by hand): terminal or markdown.
+
+A row is one configuration (``bench/groups.py``): its seeds are summarised as
+mean ± sd with the 95% t interval of the mean, or for one seed the 95% Wilson
+interval over the eval images. Fine-tuned minus scratch pairs seeds (paired t
+interval; one seed: Newcombe's interval over the eval images); a row whose
+interval includes 0 is marked unresolved, with the seeds its spread would need.
+Collapsed runs, duplicate seeds, contended and packed step times are marked.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.core.records import parse_time
+from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
+
+from .format import tablefmt
+from .groups import Group, group_records, pair_groups, pair_key, paired_finals
+
+BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
+HOW_TO_READ = """### How to read these tables
+
+* **A row is one configuration**: records group by their config hash without the seed, so runs
+  that differ in any hyper-parameter (lr, optimizer, epochs, batch, BatchNorm mode, stem, shots,
+  scratch initialiser, ...) never share a row; where two rows would look alike, `[field=value]`
+  names what differs. A seed run twice counts once (the latest run) and is listed as a duplicate.
+* **Accuracy** is top-1 on the eval split (a fraction). Over seeds: `mean ± sd [lo, hi]`, the 95%
+  Student t interval of the mean (SciPy); one seed: its top-1 with the 95% Wilson interval over the
+  eval images. `⚠k/n`: k of n runs ended not significantly above chance (lower Wilson bound <= 1/classes).
+* **Fine-tuned minus scratch** pairs the two arms seed by seed on the same task and budget: paired t
+  interval (one seed: Newcombe's interval over the eval images). A row whose interval includes 0 says
+  *unresolved*, with the number of seeds its observed spread would need; a fine-tuned arm below its
+  scratch arm says so. Scratch arms start from the shared canonical init (`shared`) unless marked `native`.
+* **Seeds** were chosen from the spread measured before publishing: enough that the paired t interval of
+  the noisiest row excludes 0 at the smallest gap seen then. *Seeds: were there enough?* checks that
+  choice against these records: per experiment the largest spread of paired differences, the smallest
+  gap, and the seeds a paired t interval would need at those.
+* **Times**: steady-state train step (compile step and warm-up excluded), median over seeds; time to
+  target is cumulative training time, evaluation excluded. `†`: other processes used more than 10% of
+  the machine's CPU while the run was timed; `‡`: a packed run (`--pack`), whose times are left out."""
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def accuracy_cell(group: Group) -> str:
+    finals = group.finals()
+    if len(finals) == 1:
+        lo, hi = group.runs[0]["accuracy"].get("final_ci95") or (None, None)
+        text = f"{finals[0]:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{finals[0]:.3f}"
+    else:
+        mean, sd, (lo, hi) = mean_interval(finals)
+        text = f"{mean:.3f} ± {sd:.3f} [{max(0.0, lo):.3f}, {min(1.0, hi):.3f}]"
+    collapsed = sum(bool(r.get("flags")) for r in group.runs)
+    return text + (f" {COLLAPSED}{collapsed}/{len(finals)}" if collapsed else "")
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def timing_marks(group: Group) -> str:
+    timings = [r.get("timing", {}) for r in group.runs]
+    return (PACKED if any(t.get("packed") for t in timings) else "") + \
+        (BUSY if any((t.get("contention") or {}).get("busy") for t in timings) else "")
+
+
+def speed(group: Group) -> dict:
+    """Median over seeds of each run's steady-state step statistics (packed runs: none)."""
+    timings = [r.get("timing", {}) for r in group.runs if not r.get("timing", {}).get("packed")]
+    steady = [t.get("steady", {}) for t in timings]
+    return {"ms": _median([s.get("median_ms") for s in steady]), "p90": _median([s.get("p90_ms") for s in steady]),
+            "iqr": _median([s.get("iqr_ms") for s in steady]), "img_s": _median([s.get("img_per_s") for s in steady]),
+            "compile_s": _median([(t.get("compile_ms") or 0) / 1e3 for t in timings]) if timings else None,
+            "data_ms": _median([t.get("data", {}).get("median_ms") for t in timings])}
+
+
+def _label(group: Group) -> str:
+    strategy = group.label("strategy")
+    if group.label("arm") == "scratch":
+        strategy = f"scratch ({group.label('scratch_init') or 'native'} init)"
+    return strategy + (f" [{group.variant}]" if group.variant else "")
+
+
+def _tta(group: Group) -> str:
+    tta = [r["time_to_accuracy"].get("train_s") for r in group.runs]
+    target = group.runs[0]["time_to_accuracy"].get("target")
+    if target is None:
+        return "-"
+    if any(t is None for t in tta):
+        return f"not reached {sum(t is not None for t in tta)}/{len(tta)}"
+    return f"{np.median(tta):.1f} (≥{target:.2f})"
+
+
+def _selected(group: Group) -> str:
+    chosen = [r["accuracy"].get("selected") for r in group.runs]
+    if not all(chosen):
+        return "-"
+    return f"{np.mean([c['test_acc'] for c in chosen]):.3f} (epoch {np.median([c['epoch'] for c in chosen]):g})"
+
+
+def render_table(records: list[dict], fmt: str = "terminal") -> str:
+    groups = group_records(records)
+    rows = []
+    for g in groups:
+        s = speed(g)
+        rows.append([g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), _label(g),
+                     _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
+                     _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
+                     _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
+                     _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
+                     _fmt(_median([r["curve"][-1]["cum_train_s"] for r in g.runs]), ".1f")])
+    headers = ["experiment", "model", "backend", "arm", "strategy", "shots", "seeds", "top-1 (final)",
+               "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "compile s", "data ms",
+               "time to target s", "train s"]
+    if all(row[8] == "-" for row in rows):  # no run carved a validation split
+        headers.pop(8)
+        rows = [row[:8] + row[9:] for row in rows]
+    out = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt), disable_numparse=True)
+    notes = render_notes(records, groups)
+    return out + ("\n\n" + notes if notes else "")
+
+
+def render_notes(records: list[dict], groups: list[Group]) -> str:
+    lines = []
+    for g in groups:
+        name = f"{g.label('backend')} {g.label('experiment')} {_label(g)}"
+        for r in g.runs:
+            for flag in r.get("flags") or []:
+                lines.append(f"- {COLLAPSED} {name} seed {r['config']['seed']}: {flag['flag']}: {flag['why']}")
+        if g.duplicates:
+            seeds = sorted({r["config"]["seed"] for r in g.duplicates})
+            lines.append(f"- {name}: seed(s) {seeds} ran more than once; the latest run counts, "
+                         f"{len(g.duplicates)} earlier run(s) ignored (duplicate)")
+    if any(BUSY in timing_marks(g) for g in groups):
+        lines.append(f"- {BUSY} step time measured while other processes used more than 10% of the "
+                     "machine's CPU (timing.contention in the record): not a clean measurement")
+    if any(PACKED in timing_marks(g) for g in groups):
+        lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
+    failed = [r for r in records if r.get("status") != "ok"]
+    lines += [f"- not finished: {r['config']['backend']} {r['config']['arm']} {r['config']['strategy']} "
+              f"seed {r['config']['seed']}: {r['status']}: {r.get('error')}" for r in failed]
+    return "\n".join(lines)
+
+
+def render_strategy_matrix(records: list[dict], fmt: str = "terminal") -> str:
+    """Strategy x backend top-1 per experiment (MindCV's Aircraft-table layout).
+
+    A cell is ``mean ± sd (n)`` over seeds; the columns of a row come from one
+    configuration on different backends, so reading across compares frameworks.
+    """
+    from bench.plan.strategies import ALL_STRATEGIES
+
+    groups = group_records(records)
+    backends = sorted({g.label("backend") for g in groups})
+    tables: dict[tuple, dict[str, dict[str, str]]] = {}
+    for g in groups:
+        key = tuple(g.label(k) for k in ("experiment", "model", "shots", "image_size"))
+        finals = g.finals()
+        sd = f" ± {np.std(finals, ddof=1):.3f}" if len(finals) > 1 else ""
+        mark = f" {COLLAPSED}" if any(r.get("flags") for r in g.runs) else ""
+        tables.setdefault(key, {}).setdefault(_label(g), {})[g.label("backend")] = \
+            f"{np.mean(finals):.3f}{sd} ({len(finals)}){mark}"
+    order = {s: i for i, s in enumerate(ALL_STRATEGIES)}
+    out = []
+    for (experiment, model, shots, size), by_row in sorted(tables.items(), key=lambda kv: str(kv[0])):
+        body = [[label] + [cells.get(b, "-") for b in backends]
+                for label, cells in sorted(by_row.items(), key=lambda kv: (order.get(kv[0].split(" ")[0], 99), kv[0]))]
+        title = f"{experiment}: {model}, {shots or 'all'} shots/class, {size} px"
+        out.append(("#### " if fmt == "markdown" else "") + title + "\n\n" + tabulate(
+            body, headers=["strategy"] + backends, tablefmt=tablefmt(fmt), disable_numparse=True))
+    return "\n\n".join(out)
+
+
+def gap(ft_runs: list[dict], sc_runs: list[dict]) -> tuple[float, tuple[float, float], str, float | None]:
+    """(gap, 95% interval, how, sd of the paired differences or None)."""
+    ft, sc = [r["accuracy"]["final"] for r in ft_runs], [r["accuracy"]["final"] for r in sc_runs]
+    if len(ft) == 1:
+        a, b = ft_runs[0]["curve"][-1], sc_runs[0]["curve"][-1]
+        d, ci = difference_of_proportions(a["eval_correct"], a["n_eval"], b["eval_correct"], b["n_eval"])
+        return d, ci, "1 seed: eval-set interval (Newcombe)", None
+    d, ci = paired_difference(ft, sc)
+    return d, ci, f"{len(ft)} paired seeds, t interval", float(np.std(np.subtract(ft, sc), ddof=1))
+
+
+def verdict(d: float, ci: tuple[float, float], n: int, sd: float | None) -> str:
+    if ci[0] > 0:
+        return "resolved"
+    if ci[1] < 0:
+        return "fine-tuned below scratch (resolved)"
+    need = seeds_needed(sd, d) if sd is not None else None
+    below = "fine-tuned below scratch; " if d < 0 else ""
+    more = f"~{need} seeds would resolve this spread" if need else "spread too large to resolve"
+    return f"{below}unresolved: interval includes 0 ({more})" if n > 1 else f"{below}unresolved (1 seed)"
+
+
+def gaps(records: list[dict]) -> list[dict]:
+    """Fine-tuned minus scratch per configuration pair, seeds paired."""
+    out = []
+    for ft, sc in pair_groups(group_records(records)):
+        ft_runs, sc_runs = paired_finals(ft, sc)
+        if not ft_runs:
+            continue
+        d, ci, how, sd = gap(ft_runs, sc_runs)
+        out.append({"experiment": ft.label("experiment"), "model": ft.label("model"), "backend": ft.label("backend"),
+                    "strategy": _label(ft), "scratch_init": sc.label("scratch_init") or "native",
+                    "shots": ft.label("shots") or "all", "seeds": len(ft_runs),
+                    "finetuned": float(np.mean([r["accuracy"]["final"] for r in ft_runs])),
+                    "scratch": float(np.mean([r["accuracy"]["final"] for r in sc_runs])),
+                    "gap": d, "ci": ci, "how": how, "verdict": verdict(d, ci, len(ft_runs), sd)})
+    return out
+
+
+def gap_rows(records: list[dict]) -> list[list]:
+    return [[g["experiment"], g["model"], g["backend"], g["strategy"], g["scratch_init"], g["shots"],
+             f"{g['finetuned']:.3f}", f"{g['scratch']:.3f}",
+             f"{g['gap']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]", g["how"], g["verdict"]]
+            for g in gaps(records)]
+
+
+def render_seed_count(records: list[dict], fmt: str = "terminal") -> str:
+    """Were there enough seeds? Per experiment: the largest spread of paired differences,
+    the smallest gap, and the seeds a paired t interval needs to exclude 0 at them."""
+    by_exp: dict[str, list] = {}
+    for ft, sc in pair_groups(group_records(records)):
+        ft_runs, sc_runs = paired_finals(ft, sc)
+        if len(ft_runs) > 1:
+            d = np.subtract([r["accuracy"]["final"] for r in ft_runs], [r["accuracy"]["final"] for r in sc_runs])
+            by_exp.setdefault(ft.label("experiment"), []).append(
+                (len(d), float(np.std(d, ddof=1)), abs(float(d.mean()))))
+    rows = []
+    for experiment, stats in sorted(by_exp.items()):
+        worst_sd, smallest = max(s for _, s, _ in stats), min(g for _, _, g in stats)
+        need = seeds_needed(worst_sd, smallest)
+        rows.append([experiment, f"{min(n for n, _, _ in stats)}–{max(n for n, _, _ in stats)}", f"{worst_sd:.3f}",
+                     f"{smallest:.3f}", need if need else "> 100", sum(1 for n, s, g in stats
+                                                                    if seeds_needed(s, g) and seeds_needed(s, g) <= n)])
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "seeds per row", "largest paired sd", "smallest gap",
+                                   "seeds that spread needs at that gap", "rows resolved by their own spread"],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def render_gaps(records: list[dict], fmt: str = "terminal") -> str:
+    rows = gap_rows(records)
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "model", "backend", "strategy", "scratch init", "shots",
+                                   "fine-tuned", "scratch", "gap (95% CI)", "interval", "verdict"],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def render_init_effect(records: list[dict], fmt: str = "terminal") -> str:
+    """Scratch with the shared canonical init vs each framework's own initialiser, seeds paired."""
+    scratch = [g for g in group_records(records, arms=("scratch",))]
+    by_task: dict[tuple, dict[str, Group]] = {}
+    for g in scratch:
+        by_task.setdefault(pair_key(g.config), {})[g.label("scratch_init") or "native"] = g
+    rows = []
+    for inits in by_task.values():
+        if "shared" not in inits or "native" not in inits:
+            continue
+        shared, native = paired_finals(inits["shared"], inits["native"])
+        if not shared:
+            continue
+        d, ci, how, _ = gap(shared, native)
+        g = inits["shared"]
+        rows.append([g.label("experiment"), g.label("model"), g.label("backend"),
+                     f"{np.mean([r['accuracy']['final'] for r in shared]):.3f}",
+                     f"{np.mean([r['accuracy']['final'] for r in native]):.3f}",
+                     f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]", how])
+    if not rows:
+        return ""
+    return tabulate(sorted(rows), headers=["experiment", "model", "backend", "scratch, shared init",
+                                           "scratch, native init", "shared − native (95% CI)", "interval"],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def _job_seconds(rec: dict) -> float | None:
+    start, end = parse_time(rec.get("created")), parse_time(rec.get("finished"))
+    return (end - start).total_seconds() if start and end else None
+
+
+def render_sweep_time(records: list[dict], fmt: str = "terminal", nodes=(1, 2, 4, 8)) -> str:
+    """Summed job wall time per experiment (each record's created -> finished, process start and
+    evaluation included), and the wall time the same jobs would take on N nodes running one timed
+    job each: the pretrain steps first, then the arms spread evenly (the plan's dependency graph)."""
+    rows = []
+    for experiment in sorted({r["config"]["experiment"] for r in records}):
+        recs = [r for r in records if r["config"]["experiment"] == experiment]
+        times = [(r["config"]["arm"], _job_seconds(r)) for r in recs]
+        pre = sum(t for arm, t in times if arm == "pretrain" and t)
+        arms = sum(t for arm, t in times if arm != "pretrain" and t)
+        rows.append([experiment, len(recs), f"{(pre + arms) / 60:.1f}", f"{pre / 60:.1f}"]
+                    + [f"{(pre + arms / n) / 60:.1f}" for n in nodes])
+    return tabulate(rows, headers=["experiment", "jobs", "job time, min", "of which pretrain, min"]
+                    + [f"on {n} node{'s' if n > 1 else ''}, min" for n in nodes],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def render_environments(records: list[dict], fmt: str = "terminal") -> str:
+    """Which machines, framework versions and runtime settings the tables were measured on."""
+    seen = {}
+    for r in records:
+        env = r.get("environment") or {}
+        if not env:
+            continue
+        fw = ", ".join(f"{k} {v}" for k, v in sorted(env.get("frameworks", {}).items()))
+        flags = set(env.get("cpu_flags") or [])
+        isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "?" if not flags else "-"
+        settings = ", ".join(f"{k}={v['value']} ({v['origin'].split(' ')[0]})"
+                             for k, v in sorted((env.get("settings") or {}).items()))
+        key = (r["config"]["backend"], env.get("cpu"), isa, fw, (env.get("git") or {}).get("commit"))
+        seen[key] = (env.get("cpu_count"), ", ".join(env.get("gpu") or []) or "none", settings or "-")
+    rows = [[b, cpu, isa, n, gpu, fw, st, (c or "?")[:10]]
+            for (b, cpu, isa, fw, c), (n, gpu, st) in sorted(seen.items(), key=str)]
+    return tabulate(rows, headers=["backend", "cpu", "widest ISA", "cores", "gpu", "frameworks",
+                                   "settings (origin)", "commit"], tablefmt=tablefmt(fmt))
+
+
+def render_report(records: list[dict], fmt: str = "terminal", sources: str = "") -> str:
+    md = fmt == "markdown"
+    parts = []
+    if md:
+        parts.append(f"# Results\n\nGenerated by `python -m bench report --format markdown {sources}` from "
+                     f"{len(records)} JSON records; do not edit by hand.\n\n{HOW_TO_READ}\n")
+    sections = [("Strategy × backend (top-1, mean ± sd (seeds))", render_strategy_matrix(records, fmt)),
+                ("All configurations", render_table(records, fmt)),
+                ("Fine-tuned minus scratch (top-1)", render_gaps(records, fmt)),
+                ("Scratch: shared canonical init vs each framework's own", render_init_effect(records, fmt)),
+                ("Seeds: were there enough?", render_seed_count(records, fmt)),
+                ("Sweep time (from the records; estimate for N nodes)", render_sweep_time(records, fmt)),
+                ("Measured on", render_environments(records, fmt))]
+    for title, body in sections:
+        if body:
+            parts.append((f"## {title}\n\n" if md else f"{title}:\n") + body + "\n")
+    return "\n".join(parts)

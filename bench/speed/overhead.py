@@ -1,0 +1,96 @@
+"""``bench overhead``: the harness's train step against each framework's own minimal loop.
+
+For every (backend, model, image size, strategy), the same network, batch, input
+and optimizer (SGD, momentum 0.9) are stepped two ways, each in its own process:
+
+* ``harness``: ``Model.train_step`` as the runner calls it (numpy batch in, mean
+  loss and correct count out, synchronised);
+* ``native``: ``Backend.native_step``, the framework's idiomatic minimal loop
+  (Gluon ``Trainer``, MindSpore ``TrainOneStepCell``, a plain PyTorch loop) on
+  tensors already in place.
+
+Design ``processes`` (the default): the two run one after the other, never at
+once (the machine lock), alternating first place over ``--rounds`` so that drift
+hits both alike. Design ``interleaved``: both loops live in one process per round
+and alternate step by step, a paired measurement: on a machine whose speed differs
+from process to process (measured here: ±15% between processes, ±3% within one)
+it resolves a few percent where separate processes cannot. Each round gives a ratio,
+the harness median over the native median of that round's steady steps; the
+published ratio is the median of the rounds' ratios (pooling steps across rounds
+would mix processes that ran at different speeds) and their range shows how sure
+it is. One JSON record per combination, naming its design, with every step time.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+
+from .step import LOOPS, measure, step_spec
+
+DEFAULT_OUT = Path("runs-overhead")
+
+
+def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) -> dict:
+    rec = {"schema_version": SCHEMA_VERSION, "kind": "overhead", "created": utc_now(), "spec": spec,
+           "settings": settings}
+    for loop in LOOPS:
+        ok = [r for r in results[loop] if "error" not in r]
+        steps = [t for r in ok for t in r["steps_ms"]]
+        rec[loop] = {"rounds": len(results[loop]), "errors": [r["error"] for r in results[loop] if "error" in r],
+                     "median_ms": float(np.median(steps)) if steps else None,
+                     "round_medians_ms": [r["stats"]["median_ms"] for r in ok],
+                     "round_steps_ms": [r["steps_ms"] for r in ok],
+                     "compile_ms": [r["compile_ms"] for r in ok], "n": len(steps),
+                     "contended": any(r["contention"].get("busy") for r in ok)}
+        if ok:
+            rec["environment"] = ok[0]["environment"]
+    n, h = rec["native"]["round_medians_ms"], rec["harness"]["round_medians_ms"]
+    if rec["native"]["median_ms"] and rec["harness"]["median_ms"]:
+        rec["round_ratios"] = [b / a for a, b in zip(n, h)]
+        rec["ratio"] = ratio_of(rec)
+    return rec
+
+
+def ratio_of(rec: dict) -> float | None:
+    """Harness/native of an overhead record: the median of its rounds' ratios (each round's two
+    loops ran back to back or, interleaved, in one process); records without rounds keep theirs."""
+    rounds = rec.get("round_ratios")
+    return float(np.median(rounds)) if rounds else rec.get("ratio")
+
+
+def run_combination(backend: str, model: str, size: int, strategy: str, args) -> dict:
+    settings = dict(args.set)
+    design = getattr(args, "design", "processes")
+    results: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
+    for i in range(args.rounds):
+        order = LOOPS if i % 2 == 0 else LOOPS[::-1]
+        if design == "interleaved":
+            got = measure(step_spec(backend, model, size, strategy, "+".join(order), args), settings, args.timeout)
+            for loop in LOOPS:
+                results[loop].append(got["loops"][loop] if "loops" in got else got)
+            continue
+        for loop in order:
+            results[loop].append(measure(step_spec(backend, model, size, strategy, loop, args), settings,
+                                         args.timeout))
+    spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args).items() if k != "loop"}
+    spec.update(rounds=args.rounds, design=design)
+    return overhead_record(spec, results, settings)
+
+
+def measure_overhead(args) -> list[dict]:
+    """Every (backend, model, size, strategy) of ``args``, one record each, written to ``args.out``."""
+    records = []
+    for backend, model, size, strategy in itertools.product(args.backend, args.model, args.image_size,
+                                                            args.strategy):
+        print(f"{backend} {model} {size}px {strategy}: ", end="", flush=True)
+        rec = run_combination(backend, model, size, strategy, args)
+        write_json_new(Path(args.out) / f"{file_stamp(rec['created'])}_overhead_{backend}_{model}_{size}px_{strategy}"
+                                        f"_{os.getpid()}.json", rec)
+        print(f"{rec.get('ratio', float('nan')):.3f}", flush=True)
+        records.append(rec)
+    return records

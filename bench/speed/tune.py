@@ -1,0 +1,72 @@
+"""``bench tune``: one backend's harness train step under each runtime setting.
+
+Each candidate setting is an environment variable (the frameworks read most knobs
+from the environment; the suite's own ``BENCH_*`` knobs cover the few set by
+API: MindSpore's ``runtime_num_threads`` and ``jit_level``, torch's thread count,
+channels-last and ``torch.compile``). One knob varies at a time from the
+backend's defaults (``backends.registry.REGISTRY``, whose ``settings`` list the
+values tried), each measurement in its own process, one at a time; the fastest
+goes into the defaults by hand, with the table in README ("Fair speed")
+generated from the record this writes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from backends.registry import backend_info
+from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.measure.environment import cpu_flags
+
+from .step import measure, step_spec
+
+DEFAULT_OUT = Path("runs-tune")
+
+
+def candidates(backend: str, knobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The settings to try: ``--knob`` ones, else every value the registry lists for the backend."""
+    if knobs:
+        return list(knobs)
+    return [(name, value) for name, values in backend_info(backend).settings.items() for value in values]
+
+
+def tune_backend(backend: str, args) -> dict:
+    """Every setting measured in ``--rounds`` processes per model and size, settings taken
+    round-robin (drift hits all alike); a cell is the median of its processes' medians."""
+    defaults = backend_info(backend).default_settings(cpu_flags()) | dict(args.set)
+    settings = [("(defaults)", "")] + candidates(backend, args.knob)
+    rows = [{"knob": name, "value": value, "ms": {}, "rounds_ms": {}, "compile_ms": {}, "errors": {}, "busy": False}
+            for name, value in settings]
+    for _ in range(args.rounds):
+        for i, (name, value) in enumerate(settings):
+            env = dict(args.set) | ({} if name == "(defaults)" else {name: value})
+            for model in args.model:
+                for size in args.image_size:
+                    key = f"{model} {size}px"
+                    result = measure(step_spec(backend, model, size, args.strategy, "harness", args), env,
+                                     args.timeout)
+                    if "error" in result:
+                        rows[i]["errors"][key] = result["error"]
+                        continue
+                    rows[i]["rounds_ms"].setdefault(key, []).append(result["stats"]["median_ms"])
+                    rows[i]["compile_ms"].setdefault(key, []).append(result["compile_ms"])
+                    rows[i]["busy"] |= bool(result["contention"].get("busy"))
+            print(f"  {name}={value}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in rows[i]["rounds_ms"].items()),
+                  flush=True)
+    for row in rows:
+        row["ms"] = {key: float(np.median(medians)) for key, medians in row["rounds_ms"].items()}
+    return {"schema_version": SCHEMA_VERSION, "kind": "tune", "created": utc_now(), "backend": backend,
+            "defaults": defaults, "strategy": args.strategy, "batch_size": args.batch_size,
+            "rounds": args.rounds, "rows": rows}
+
+
+def measure_tune(args) -> list[dict]:
+    """One tune record per backend of ``args``, written to ``args.out``."""
+    records = []
+    for backend in args.backend:
+        print(f"{backend}:", flush=True)
+        rec = tune_backend(backend, args)
+        write_json_new(Path(args.out) / f"{file_stamp(rec['created'])}_tune_{backend}.json", rec)
+        records.append(rec)
+    return records

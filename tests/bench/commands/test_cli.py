@@ -1,0 +1,119 @@
+import subprocess
+import sys
+
+from bench.cli import main
+
+
+def test_list_names_backends_and_strategies(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mxnet" in out and "mindspore" in out and "torch" in out and "linear-probe" in out
+    assert "digits-transfer" in out and "mobilenet_v3_small" in out
+
+
+def test_unknown_backend_is_one_line_exit_2(capsys):
+    assert main(["run", "--backend", "tensorflow"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backend 'tensorflow'" in err and "mxnet" in err and "Traceback" not in err
+
+
+def test_unknown_strategy_exit_2(capsys):
+    assert main(["run", "--strategy", "magic"]) == 2
+    assert "unknown strategy" in capsys.readouterr().err
+
+
+def test_missing_data_dir_exit_2(fake_backend, tmp_path, capsys):
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(tmp_path / "nope"),
+               "--pretrained", "none", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2 and "--data-dir" in (err := capsys.readouterr().err) and "no such directory" in err
+
+
+def test_run_and_report_with_fake_backend(fake_backend, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+               "--pretrained", "none", "--epochs", "2", "--batch-size", "4", "--image-size", "8",
+               "--arms", "finetune,scratch", "--strategy", "full,linear-probe",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    assert len(list(out.glob("*.json"))) == 3
+    assert main(["report", str(out), "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "linear-probe" in text and "## Measured on" in text
+    assert "| top-1 (final)" in text and "## Fine-tuned minus scratch" in text
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "bench", "list"], capture_output=True, text=True)
+    assert r.returncode == 0 and "strategies" in r.stdout
+
+
+def test_native_loader_refused_where_absent(fake_backend, image_folder, tmp_path, capsys):
+    rc = main(["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+               "--pretrained", "none", "--loader", "native", "--arms", "scratch",
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 1 and "has no native loader" in capsys.readouterr().err  # a failed record, the sweep goes on
+
+
+def test_resume_skips_finished_configurations(fake_backend, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+            "--pretrained", "none", "--epochs", "1", "--batch-size", "4", "--image-size", "8",
+            "--arms", "scratch", "--seeds", "2", "--out", str(out), "--no-progress"]
+    assert main(argv[:-3] + ["--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    assert len(list(out.glob("*.json"))) == 1
+    assert main(argv + ["--resume"]) == 0
+    assert len(list(out.glob("*.json"))) == 2  # only seed 1 ran again
+    assert "skip (--resume)" in capsys.readouterr().out
+
+
+def test_compare_flags_a_real_slowdown(fake_backend, image_folder, tmp_path, capsys, monkeypatch):
+    import time
+
+    from tests.fake_backend import FakeModel
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder),
+            "--pretrained", "none", "--epochs", "4", "--batch-size", "4", "--image-size", "8",
+            "--arms", "scratch", "--no-progress", "--in-process"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 0
+    slow = FakeModel.train_step
+
+    def slowed(self, x, y):
+        time.sleep(0.02)
+        return slow(self, x, y)
+
+    monkeypatch.setattr(FakeModel, "train_step", slowed)
+    assert main(argv + ["--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 0
+    slow_row = [l for l in capsys.readouterr().out.splitlines() if "scratch" in l][0]
+    assert "x *" in slow_row and slow_row.rstrip().endswith("same")  # slower, beyond the noise, same machine
+
+
+def test_backend_without_its_framework_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_BACKENDS", "ghost=backends.ghost_backend:GhostBackend")
+    assert main(["run", "--backend", "ghost", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed" in err and 'pip install -e ".[ghost]"' in err
+
+
+def test_unknown_dataset_and_model_list_valid_ones(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out"), "--no-progress", "--in-process"]
+    assert main(["run", "--dataset", "imagenet-21k", *out]) == 2
+    assert "unknown dataset 'imagenet-21k'" in capsys.readouterr().err
+    assert main(["run", "--model", "vgg99", *out]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'vgg99'" in err and "resnet18" in err
+    assert not (tmp_path / "out").exists()  # bad input writes no record
+
+
+def test_a_users_run_leaves_the_published_results_untouched(fake_backend, image_folder, tmp_path, monkeypatch):
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[3] / "results"
+    assert (results / "README.md").is_file()
+    before = sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder), "--image-size", "8",
+            "--epochs", "1", "--pretrained", "none", "--no-progress"]
+    assert main(argv) == 0
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2  # the default --out: runs/ where the user is
+    assert sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*")) == before
