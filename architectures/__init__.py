@@ -167,10 +167,7 @@ class ArchSpec:
         if names is None and canonical_models and self.every_backend:
             names = FrameworkNames(f"{canonical_models}:build_{self.family}", self.head_name)
         if names is None:
-            have = ", ".join(sorted(s.name for s in all_specs()
-                                    if framework in s.frameworks or (canonical_models and s.every_backend)))
-            raise ConfigError(f"model {self.name!r} is not available on backend {framework!r}; "
-                              f"that backend has: {have}")
+            raise ConfigError(f"model {self.name!r} is not available on backend {framework!r}")
         return FrameworkView(self, framework, names)
 
 

@@ -31,8 +31,9 @@ class BackendInfo:
     best on this CPU), never from another backend (``backends/settings.py``).
     ``canonical_models``: for a backend whose parameter names are the canonical ones,
     the module whose ``build_<family>`` builds every architecture defined on every
-    backend (no entry in the architecture specs needed); None where each spec names
-    the backend's builder and rename rules. ``suffix``: its own checkpoint format.
+    backend (no entry in the architecture specs needed), or only those of ``families``
+    where it builds some; None where each spec names the backend's builder and rename
+    rules. ``suffix``: its own checkpoint format.
     """
 
     target: str                           # "module:Class"
@@ -41,19 +42,29 @@ class BackendInfo:
     settings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     defaults: Callable[[set], dict] | None = None  # cpu flags -> {variable: value}
     canonical_models: str | None = None
+    families: tuple[str, ...] | None = None   # with canonical_models: the families it builds (None: all)
     suffix: str = ".npz"
     zoo: str | None = None                # the framework's own model zoo (--pretrained zoo)
 
     def default_settings(self, cpu_flags: set) -> dict[str, str]:
         return dict(self.defaults(cpu_flags)) if self.defaults else {}
 
+    def _canonical_for(self, spec) -> str | None:
+        if self.families is not None and spec.family not in self.families:
+            return None
+        return self.canonical_models
+
     def view(self, name: str, arch: str) -> FrameworkView:
         """Architecture ``arch`` as this backend (registered as ``name``) builds and names it."""
-        return get_spec(arch).on(name, self.canonical_models)
+        spec = get_spec(arch)
+        if not self.builds(name, arch):
+            have = ", ".join(s.name for s in all_specs() if self.builds(name, s.name))
+            raise ConfigError(f"model {arch!r} is not available on backend {name!r}; that backend has: {have}")
+        return spec.on(name, self._canonical_for(spec))
 
     def builds(self, name: str, arch: str) -> bool:
         spec = get_spec(arch)
-        return name in spec.frameworks or bool(self.canonical_models and spec.every_backend)
+        return name in spec.frameworks or bool(self._canonical_for(spec) and spec.every_backend)
 
 
 def _mxnet_defaults(flags: set) -> dict[str, str]:
