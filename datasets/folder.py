@@ -67,35 +67,45 @@ class ImageFolder:
         kept = [(p, new[y]) for p, y in self.samples if y in new]
         return ImageFolder(self.root, self.split, list(classes), kept, self.skip_bad_images)
 
-    def subsample(self, shots: int) -> "ImageFolder":
-        """Keep ``shots`` images per class, chosen by a fixed seed (same subset every run)."""
-        rng = np.random.default_rng(SHOTS_SEED)
+    def _by_class(self) -> dict[int, list[tuple[Path, int]]]:
         by_class: dict[int, list[tuple[Path, int]]] = {}
         for s in self.samples:
             by_class.setdefault(s[1], []).append(s)
-        kept = []
-        for label in sorted(by_class):
-            items = by_class[label]
-            if len(items) < shots:
-                raise DatasetError(
-                    f"class {self.classes[label]!r} in {self.root / self.split} has "
-                    f"{len(items)} images, fewer than --shots {shots}"
-                )
-            order = rng.permutation(len(items))[:shots]
-            kept.extend(items[i] for i in sorted(order))
-        return ImageFolder(self.root, self.split, self.classes, kept, self.skip_bad_images)
+        return by_class
 
+    def _with(self, samples, split: str | None = None) -> "ImageFolder":
+        return ImageFolder(self.root, split or self.split, self.classes, samples, self.skip_bad_images)
+
+    def subsample(self, shots: int) -> "ImageFolder":
+        """Keep ``shots`` images per class, chosen by a fixed seed (same subset every run)."""
+        return self.shots_and_validation(shots, 0)[0]
+
+    def shots_and_validation(self, shots: int | None, val_shots: int) -> tuple["ImageFolder", "ImageFolder"]:
+        """(``shots`` images per class, ``val_shots`` others per class as a validation split), from one
+        fixed-seed permutation per class: the training images are those ``subsample(shots)`` keeps,
+        the validation images are never among them (``shots`` None: every image not held out trains)."""
+        rng = np.random.default_rng(SHOTS_SEED)
+        kept, held = [], []
+        for label, items in sorted(self._by_class().items()):
+            need = (shots or 0) + val_shots + (0 if shots else 1)
+            if len(items) < need:
+                asked = " + ".join(([f"--shots {shots}"] if shots else ["1 to train"])
+                                   + ([f"--val-shots {val_shots}"] if val_shots else []))
+                raise DatasetError(f"class {self.classes[label]!r} in {self.root / self.split} has "
+                                   f"{len(items)} images, fewer than {asked}")
+            order = rng.permutation(len(items))
+            train_idx = order[:shots] if shots else order[val_shots:]
+            val_idx = order[shots:shots + val_shots] if shots else order[:val_shots]
+            kept.extend(items[i] for i in sorted(train_idx))
+            held.extend(items[i] for i in sorted(val_idx))
+        return self._with(kept), self._with(held, f"{self.split} (validation, {val_shots} per class)")
 
     def split_off(self, fraction: float) -> tuple["ImageFolder", "ImageFolder"]:
         """(rest, held out): ``fraction`` of every class held out (at least one image, at
         least one kept), chosen by a fixed seed, so every run of a dataset shares the split."""
         rng = np.random.default_rng(VAL_SEED)
-        by_class: dict[int, list[tuple[Path, int]]] = {}
-        for s in self.samples:
-            by_class.setdefault(s[1], []).append(s)
         rest, held = [], []
-        for label in sorted(by_class):
-            items = by_class[label]
+        for label, items in sorted(self._by_class().items()):
             if len(items) < 2:
                 raise DatasetError(f"class {self.classes[label]!r} in {self.root / self.split} has "
                                    f"{len(items)} image(s): too few to carve a validation split")
@@ -103,9 +113,7 @@ class ImageFolder:
             order = rng.permutation(len(items))
             held.extend(items[i] for i in sorted(order[:k]))
             rest.extend(items[i] for i in sorted(order[k:]))
-        make = lambda samples, split: ImageFolder(self.root, split, self.classes, samples,  # noqa: E731
-                                                 self.skip_bad_images)
-        return make(rest, self.split), make(held, f"{self.split} (validation {fraction:g})")
+        return self._with(rest), self._with(held, f"{self.split} (validation {fraction:g})")
 
 
 def read_image_folder(root: str | os.PathLike, split: str, *, skip_bad_images: bool = False) -> ImageFolder:

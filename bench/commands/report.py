@@ -11,12 +11,15 @@ from .args import DEFAULT_OUT, PUBLISHED, add_format, number, readable_records
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.tables import render_report
 
+    from bench.core.records import read_records
+
     paths = args.paths or [DEFAULT_OUT]
     records = readable_records(paths, args.strict)
-    print(render_report(records, args.format, sources=" ".join(map(str, paths))))
+    studies, _ = read_records(paths, "study")
+    print(render_report(records, args.format, sources=" ".join(map(str, paths)), studies=studies))
     if args.plots:
         from bench.report.plots import write_plots
-        for path in write_plots(records, args.plots):
+        for path in write_plots(records, args.plots, studies):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -27,6 +27,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-split", help="default: test (canidae: val)")
     p.add_argument("--shots", type=integer(1), help="images per class kept in the train split")
     p.add_argument("--eval-shots", type=integer(1), help="images per class kept in the eval split (default: all)")
+    p.add_argument("--search", type=integer(1, 256), metavar="N",
+                   help="tune every arm and strategy alike: N quasi-random trials (lr over 3 decades around its "
+                        "recipe, weight decay, schedule x1/2/4) chosen on a validation split carved from train, "
+                        "never on test; the winner re-runs over --seeds and only those runs are scored on test")
+    p.add_argument("--search-seed", type=integer(0), default=0, help="the trials' sampler seed (the same points "
+                   "for every arm and backend)")
+    p.add_argument("--val-shots", type=integer(1), help="validation images per class taken from the train split, "
+                   "never among the training shots (default with --search: the experiment's)")
     p.add_argument("--val-fraction", type=number(0, 1, high_open=True),
                    help="carve this fraction of train (per class) as a validation split: the best epoch is "
                         "chosen on it and its test accuracy reported")
@@ -102,7 +110,7 @@ def _experiment_name(args: argparse.Namespace) -> str:
 def _common_overrides(args: argparse.Namespace) -> dict:
     common = dict(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                   train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
-                  eval_shots=args.eval_shots, val_fraction=args.val_fraction, classes=args.classes,
+                  eval_shots=args.eval_shots, val_fraction=args.val_fraction, val_shots=args.val_shots, classes=args.classes,
                   archive=args.archive, archive_checksum=args.archive_checksum or (
                       _known_archive_checksum() if args.archive else None),
                   pretrained=args.pretrained, pretrain_backend=args.pretrain_backend, epochs=args.epochs,
@@ -148,6 +156,13 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     return configs
 
 
+def make_studies(configs: list[RunConfig], args: argparse.Namespace):
+    """One study per configuration of the first seed (every arm, strategy, scratch init and backend)."""
+    from bench.plan.study import Study
+    val = {} if args.val_shots or args.val_fraction else {"val_shots": get_experiment(_experiment_name(args)).val_shots}
+    return [Study(c.replace(seed=0, **val), args.search, args.search_seed) for c in configs if c.seed == args.seed]
+
+
 def _run_options(args: argparse.Namespace):
     import os
 
@@ -191,12 +206,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.execute.ray_executor import import_ray
         import_ray()  # before anything is written: a missing Ray is one line
     check_sweep(configs, opts.out, opts.cache_dir, opts.data_root)
-    plan = plan_sweep(configs, opts.cache_dir)
     if args.executor == "ray":
         from bench.execute.ray_executor import run_ray
-        records = run_ray(plan, opts, address=args.ray_address, max_retries=args.max_retries)
+
+        def run_plan(plan, opts):
+            return run_ray(plan, opts, address=args.ray_address, max_retries=args.max_retries)
     else:
-        records = run_local(plan, opts)
+        run_plan = run_local
+    if args.search:
+        from bench.execute.studies import run_studies
+        records = run_studies(make_studies(configs, args), list(range(args.seed, args.seed + args.seeds)), opts,
+                              run_plan)
+    else:
+        records = run_plan(plan_sweep(configs, opts.cache_dir), opts)
     print()
     print(render_table(records))
     return 0 if all(r["status"] == "ok" for r in records) else 1

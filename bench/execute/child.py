@@ -20,6 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+
+from bench.measure.timing import Phases
 
 PR_SET_PDEATHSIG = 1
 _libc = None
@@ -48,6 +51,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr) -> int | None:
     """Run ``python -m bench ARGS`` to the end; its exit code, or None when it ran past
     ``timeout`` seconds (then it and its process group are killed)."""
+    env = dict(env, **{Phases.SPAWNED_AT: repr(time.time())})  # the child's startup time is recorded
     proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=stderr, env=env,
                             start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     try:

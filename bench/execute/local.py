@@ -87,9 +87,11 @@ def run_local(plan: list[Job], opts: RunOptions) -> list[dict]:
 
 
 def report_outcome(rec: dict) -> None:
+    acc = rec.get("accuracy") or {}
     if rec["status"] != "ok":
         print(f"  {rec['status']}: {rec['error']}", file=sys.stderr)
-    elif rec["config"]["arm"] == "pretrain":
-        print(f"  source top-1 {rec['accuracy']['final']:.3f} -> {rec['path']}")
+    elif acc.get("final") is None:
+        print(f"  validation top-1 {acc['val']['acc']:.3f} -> {rec['path']}")
     else:
-        print(f"  top-1 {rec['accuracy']['final']:.3f} -> {rec['path']}")
+        source = "source " if rec["config"]["arm"] == "pretrain" else ""
+        print(f"  {source}top-1 {acc['final']:.3f} -> {rec['path']}")

@@ -21,7 +21,7 @@ from backends.settings import effective_settings
 from bench.core.errors import BenchError, ConfigError, DivergedError
 from bench.core.records import new_record, save_record, utc_now
 from bench.measure.environment import capture_environment
-from bench.measure.stats import above_chance, wilson_interval
+from bench.measure.accuracy import collapse_flags, summarize_accuracy, time_to_target
 from bench.measure.timing import ContentionProbe, StepTimer
 from bench.plan.config import RunConfig
 from bench.plan.strategies import make_plan
@@ -52,11 +52,13 @@ def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = Fals
     check_same_classes(train, evaluation)
     if config.classes:
         train, evaluation = train.select(config.classes), evaluation.select(config.classes)
-    if config.shots:
+    validation = None
+    if config.val_shots:  # from the train images the shots leave out: the training set is unchanged
+        train, validation = train.shots_and_validation(config.shots, config.val_shots)
+    elif config.shots:
         train = train.subsample(config.shots)
     if config.eval_shots:
         evaluation = evaluation.subsample(config.eval_shots)
-    validation = None
     if config.val_fraction:
         train, validation = train.split_off(config.val_fraction)
     return train, validation, evaluation
@@ -154,8 +156,17 @@ def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
     return [None if split is None else make(split, i == 0) for i, split in enumerate(splits)]
 
 
+def _score(model, loader: BatchLoader, split: str) -> dict:
+    t0 = time.perf_counter()
+    result = evaluate(model, loader)
+    return {f"{split}_loss": result["loss"], f"{split}_acc": result["acc"], f"{split}_correct": result["correct"],
+            f"n_{split}": result["n"], f"{split}_s": time.perf_counter() - t0}
+
+
 def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
                        progress: bool) -> None:
+    """Train ``config.epochs`` epochs; score the validation split (where carved) every epoch and
+    the eval split as ``config.test_eval`` says (every epoch, the last one, or never)."""
     train_loader, val_loader, eval_loader = loaders
     timer.batch_size = train_loader.batch_size
     cum_train_s = 0.0
@@ -165,54 +176,14 @@ def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, reco
     for epoch in bar:
         stats = train_epoch(model, train_loader, timer)
         cum_train_s += stats["train_s"]
-        t0 = time.perf_counter()
-        ev = evaluate(model, eval_loader)
-        point = {"epoch": epoch, **stats, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
-                 "eval_correct": ev["correct"], "n_eval": ev["n"],
-                 "eval_s": time.perf_counter() - t0, "cum_train_s": cum_train_s}
+        point = {"epoch": epoch, **stats, "cum_train_s": cum_train_s}
+        if config.test_eval == "epoch" or (config.test_eval == "end" and epoch == config.epochs):
+            point.update(_score(model, eval_loader, "eval"))
         if val_loader is not None:
-            val = evaluate(model, val_loader)
-            point.update(val_loss=val["loss"], val_acc=val["acc"], val_correct=val["correct"], n_val=val["n"])
+            point.update(_score(model, val_loader, "val"))
         record["curve"].append(point)
-        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{ev['acc']:.3f}")
+        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{point.get('eval_acc', point.get('val_acc', 0)):.3f}")
     timer.contention = probe.stop()
-
-
-def summarize_accuracy(config: RunConfig, curve: list[dict]) -> tuple[dict, dict]:
-    last = curve[-1]
-    best = max(curve, key=lambda p: p["eval_acc"])
-    accuracy = {
-        "final": last["eval_acc"], "final_ci95": wilson_interval(last["eval_correct"], last["n_eval"]),
-        "best": best["eval_acc"], "best_epoch": best["epoch"],
-        "selected_on": f"'best' is the max over epochs of {config.eval_split!r} accuracy "
-                       "(optimistic: chosen on the split it reports); 'final' is the last epoch",
-        "eval_split": config.eval_split, "n_eval": last["n_eval"],
-    }
-    if "val_acc" in last:
-        chosen = max(curve, key=lambda p: (p["val_acc"], -p["epoch"]))  # earliest best on validation
-        accuracy["selected"] = {
-            "epoch": chosen["epoch"], "val_acc": chosen["val_acc"], "n_val": chosen["n_val"],
-            "test_acc": chosen["eval_acc"], "test_ci95": wilson_interval(chosen["eval_correct"], chosen["n_eval"]),
-            "note": f"epoch chosen on a validation split ({config.val_fraction:g} of train), "
-                    f"accuracy on {config.eval_split!r}: an unbiased 'best'"}
-    tta = {"target": config.target_accuracy, "train_s": None, "epoch": None,
-           "note": "cumulative training wall time (eval excluded, compile step included)"}
-    if config.target_accuracy is not None:
-        hit = next((p for p in curve if p["eval_acc"] >= config.target_accuracy), None)
-        if hit:
-            tta.update(train_s=hit["cum_train_s"], epoch=hit["epoch"])
-    return accuracy, tta
-
-
-def collapse_flags(curve: list[dict], num_classes: int) -> list[dict]:
-    """A run whose final top-1 is not significantly above chance is flagged, with why."""
-    last = curve[-1]
-    if above_chance(last["eval_correct"], last["n_eval"], num_classes):
-        return []
-    lo, hi = wilson_interval(last["eval_correct"], last["n_eval"])
-    return [{"flag": "collapsed",
-             "why": f"final top-1 {last['eval_acc']:.3f} (95% Wilson [{lo:.3f}, {hi:.3f}] over "
-                    f"{last['n_eval']} images) is not above chance 1/{num_classes} = {1 / num_classes:.3f}"}]
 
 
 def start_weights(model, config: RunConfig, weights: str | None, origin: dict, cache_dir: Path) -> dict:
@@ -243,33 +214,40 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
     data_root = Path(data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root())
     record = new_record(config)
     timer = StepTimer(warmup=config.warmup_steps, packed=packed)
+    phases, started = timer.phases, time.perf_counter()
     try:
-        backend = get_backend(config.backend)  # first: a backend module may register its architectures
+        with phases("import"):
+            backend = get_backend(config.backend)  # first: a backend module may register its architectures
         config.check_model()
-        train, validation, evaluation = load_splits(config, data_root, skip_bad_images)
+        with phases("data"):
+            train, validation, evaluation = load_splits(config, data_root, skip_bad_images)
         record["data"] = {"train_images": len(train), "eval_images": len(evaluation),
                           "val_images": len(validation) if validation else 0,
                           "classes": train.classes, "train_root": str(train.root)}
-        weights, origin = resolve_weights(config, cache_dir, suite_weights)
         plan = make_plan("scratch" if config.arm == "scratch" else config.strategy,
                          bn_stats_frozen=config.bn_stats == "frozen")
-        model = build_model(backend, config, len(train.classes), weights)
-        record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
-                                                    effective_settings(config.backend))  # after the context is set
-        origin = start_weights(model, config, weights, origin, cache_dir)
-        model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
+        with phases("model"):
+            weights, origin = resolve_weights(config, cache_dir, suite_weights)
+            model = build_model(backend, config, len(train.classes), weights)
+            record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
+                                                        effective_settings(config.backend))  # after the context is set
+            origin = start_weights(model, config, weights, origin, cache_dir)
+            model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
                            "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe()}
-        loaders = make_loaders(backend, config, train, validation, evaluation)
+        with phases("data"):
+            loaders = make_loaders(backend, config, train, validation, evaluation)
         train_and_evaluate(model, config, loaders, timer, record, progress)
-        record["accuracy"], record["time_to_accuracy"] = summarize_accuracy(config, record["curve"])
+        record["accuracy"] = summarize_accuracy(config, record["curve"])
+        record["time_to_accuracy"] = time_to_target(config, record["curve"], (timer.compile_ms or 0) / 1e3)
         record["flags"] = collapse_flags(record["curve"], len(train.classes))
         if save_weights:
             Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(str(save_weights), source={
-                "run_id": record["run_id"], "config_hash": record["config_hash"],
-                "backend": config.backend, "dataset": config.dataset, "final_acc": record["accuracy"]["final"]})
+            with phases("save"):
+                model.save_weights(str(save_weights), source={
+                    "run_id": record["run_id"], "config_hash": record["config_hash"],
+                    "backend": config.backend, "dataset": config.dataset, "final_acc": record["accuracy"]["final"]})
         record["status"] = "ok"
     except DivergedError as e:
         record.update(status="diverged", error=str(e))
@@ -279,7 +257,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         record.update(status="failed", error=f"{type(e).__name__}: {e}",
                       traceback=traceback.format_exc(limit=20))
     finally:
-        record["timing"] = timer.summary()
+        record["timing"] = timer.summary() | {"wall_s": time.perf_counter() - started}
         if record["status"] != "running":
             record["finished"] = utc_now()
             save_record(record, out_dir)

@@ -34,6 +34,28 @@ def summarize_ms(samples: list[float]) -> dict:
             "iqr_ms": float(q3 - q1), "min_ms": float(a.min()), "max_ms": float(a.max())}
 
 
+class Phases:
+    """Wall seconds per phase of a run (``with phases("data"): ...`` adds up), and the time from
+    the parent's spawn of this process to its first phase (``BENCH_SPAWNED_AT``, set by
+    ``bench.execute.child``): interpreter start and the suite's imports."""
+
+    SPAWNED_AT = "BENCH_SPAWNED_AT"
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        spawned = os.environ.pop(self.SPAWNED_AT, "")  # once: a later run in this process was not spawned
+        if spawned.replace(".", "", 1).isdigit():
+            self.seconds["startup"] = max(0.0, time.time() - float(spawned))
+
+    @contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+
 @dataclass
 class StepTimer:
     """Collects per-step compute and data-wait times for one run.
@@ -46,6 +68,7 @@ class StepTimer:
     batch_size: int = 1
     packed: bool = False                  # the run may have shared its machine (bench run --pack)
     contention: dict = field(default_factory=dict)
+    phases: Phases = field(default_factory=Phases)
     compile_ms: float | None = None
     warmup_ms: list[float] = field(default_factory=list)
     steady_ms: list[float] = field(default_factory=list)
@@ -85,6 +108,7 @@ class StepTimer:
             "peak_rss_mb": peak_rss_mb(),
             "packed": self.packed,
             "contention": self.contention,
+            "phases_s": dict(self.phases.seconds),
         }
 
 

@@ -11,7 +11,8 @@ from bench.core.errors import ConfigError
 ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
-               "val_fraction": None}
+               "val_fraction": None, "val_shots": None, "test_eval": "epoch", "study": None, "trial": None}
+TEST_EVALS = ("epoch", "end", "never")  # when the eval (test) split is scored
 DEVICES = ("cpu", "gpu", "ascend")
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd: with the momentum given; momentum: the same, MindSpore's name
 SCRATCH_INITS = ("shared", "native")
@@ -52,6 +53,10 @@ class RunConfig:
     bn_stats: str = "train"               # train | frozen (running statistics fixed in every stage)
     scratch_init: str | None = None       # scratch arm: shared (one canonical init file) | native
     val_fraction: float | None = None     # carve this share of train for choosing the best epoch
+    val_shots: int | None = None          # validation images per class from train, disjoint from the shots
+    test_eval: str = "epoch"              # epoch | end | never: when the eval split is scored
+    study: str | None = None              # the tuning study this run belongs to (bench.plan.study)
+    trial: int | None = None              # its trial number; None for the study's final (seeded) runs
     crop_scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
     device: str = "cpu"
@@ -67,7 +72,7 @@ class RunConfig:
         if self.classes is not None:
             self.classes = tuple(self.classes)
         for name, valid in (("arm", ARMS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
-                            ("mode", ("graph", "pynative")),
+                            ("mode", ("graph", "pynative")), ("test_eval", TEST_EVALS),
                             ("bn_stats", ("train", "frozen")), ("loader", ("shared", "native"))):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
@@ -79,7 +84,8 @@ class RunConfig:
     def validate_numbers(self) -> None:
         """Every number in range, with a message naming the option, the value and the range."""
         checks = [("epochs", 1, None), ("batch_size", 1, None), ("image_size", 1, None), ("warmup_steps", 0, None),
-                  ("seed", 0, None), ("shots", 1, None), ("eval_shots", 1, None)]
+                  ("seed", 0, None), ("shots", 1, None), ("eval_shots", 1, None), ("val_shots", 1, None),
+                  ("trial", 0, None)]
         for name, low, _ in checks:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -94,6 +100,10 @@ class RunConfig:
             raise ConfigError(f"--target-accuracy is a fraction in (0, 1], got {self.target_accuracy!r}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.val_fraction is not None and self.val_shots is not None:
+            raise ConfigError("--val-fraction and --val-shots both carve a validation split: choose one")
+        if self.test_eval == "never" and self.trial is None:
+            raise ConfigError("test_eval 'never' is for a study's trials only (their selection never reads test)")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ConfigError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")

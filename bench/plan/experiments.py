@@ -37,6 +37,7 @@ class Experiment:
     scratch: dict = field(default_factory=dict)       # ... the scratch arm
     per_strategy: dict = field(default_factory=dict)  # ... strategy -> overrides (e.g. its own lr)
     pretrain: dict | None = None          # the suite's pretrain step, when pretrained == "suite"
+    val_shots: int | None = None          # a tuning study's validation split: images per class from train
 
     def model_for(self, backend: str) -> str:
         return self.models.get(backend) or self.models["*"]
@@ -95,6 +96,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         recipe=dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3),
         pretrain=dict(_DIGITS_AUG, dataset="digits-source", epochs=3, batch_size=32, optimizer="sgd",
                       lr=0.05, momentum=0.9, weight_decay=1e-4),
+        val_shots=30,  # of the ~72 train images per target class the 10 shots leave 60+
     ),
     Experiment(
         name="cifar-transfer",
@@ -108,6 +110,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         # 2 epochs of all 25,000 source images: ~10 min on 2 cores with MXNet (<= 15 min)
         pretrain=dict(dataset="cifar10", classes=CIFAR_SOURCE, shots=None, epochs=2, batch_size=32,
                       optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, crop_scale=(0.35, 1.0)),
+        val_shots=100,
     ),
     Experiment(
         name="imagenet-cifar",
@@ -118,6 +121,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         # The recipe is the architecture's (Adam, frozen BatchNorm statistics).
         common=dict(image_size=64, classes=CIFAR_TARGET, shots=20, eval_shots=200, epochs=4,
                     batch_size=10, crop_scale=(0.35, 1.0), target_accuracy=0.5),
+        val_shots=40,
     ),
     Experiment(
         name="hotdog",

@@ -11,22 +11,32 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from bench.plan.config import RunConfig
+from bench.plan.config import ADDED_LATER, RunConfig
 
 # Fields that name a row in tables; the others are shown only where two rows differ in them.
-SHOWN = ("experiment", "model", "backend", "arm", "strategy", "scratch_init", "shots")
+# "protocol" is derived: "tuned" for a tuning study's final runs, "recipe" otherwise.
+SHOWN = ("experiment", "model", "backend", "arm", "strategy", "scratch_init", "shots", "protocol")
 # What may differ between a fine-tuned arm and the scratch arm it is compared with.
 ARM_FIELDS = ("arm", "strategy", "lr", "optimizer", "momentum", "weight_decay", "bn_stats", "pretrained",
               "pretrain_backend", "scratch_init", "seed", "notes")
+# ... and, where both were tuned, what their studies chose for them (the budget is the study's).
+TUNED_FIELDS = ("epochs", "study")
 
 
 def group_hash(rec: dict) -> str:
     return rec.get("group_hash") or RunConfig.from_json(rec["config"]).group_hash()
 
 
+def protocol(config: dict) -> str:
+    return "tuned" if config.get("study") else "recipe"
+
+
 def pair_key(config: dict) -> tuple:
-    """Task and budget: equal for a fine-tuned arm and its scratch baseline."""
-    return tuple(sorted((k, str(v)) for k, v in config.items() if k not in ARM_FIELDS))
+    """Task and budget: equal for a fine-tuned arm and its scratch baseline. Under the tuned
+    protocol the budget is the study's (same trials, same space), not the epochs it chose."""
+    skip = ARM_FIELDS + (TUNED_FIELDS if protocol(config) == "tuned" else ())
+    return (("protocol", protocol(config)),) + tuple(sorted(
+        (k, str(v)) for k, v in config.items() if k not in skip and ADDED_LATER.get(k, object()) != v))
 
 
 @dataclass
@@ -49,7 +59,19 @@ class Group:
         return [r["accuracy"]["final"] for r in self.runs]
 
     def label(self, key: str) -> object:
-        return self.config.get(key)
+        return protocol(self.config) if key == "protocol" else self.config.get(key)
+
+
+def row_label(group: Group) -> str:
+    """How a table names a group's arm: its strategy, the scratch init, "tuned", and what tells it
+    apart from groups that would otherwise look alike."""
+    strategy = group.label("strategy")
+    tuned = ", tuned" if group.label("protocol") == "tuned" else ""
+    if group.label("arm") == "scratch":
+        strategy = f"scratch ({group.label('scratch_init') or 'native'} init{tuned})"
+    elif tuned:
+        strategy += " (tuned)"
+    return strategy + (f" [{group.variant}]" if group.variant else "")
 
 
 def _sort_key(rec: dict) -> str:
@@ -57,10 +79,11 @@ def _sort_key(rec: dict) -> str:
 
 
 def group_records(records: list[dict], arms=("finetune", "scratch")) -> list[Group]:
-    """Ok records of ``arms`` grouped by configuration; duplicate seeds set aside (latest kept)."""
+    """Ok records of ``arms`` grouped by configuration; duplicate seeds set aside (latest kept).
+    A tuning study's trials are not results (they were never scored on test): they are left out."""
     buckets: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
-        if rec.get("status") == "ok" and rec["config"]["arm"] in arms:
+        if rec.get("status") == "ok" and rec["config"]["arm"] in arms and rec["config"].get("trial") is None:
             buckets[group_hash(rec)][rec["config"]["seed"]].append(rec)
     groups = []
     for by_seed in buckets.values():

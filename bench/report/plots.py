@@ -5,7 +5,9 @@
 * ``<experiment>-gap.png``: fine-tuned minus scratch per strategy and backend with
   its 95% interval (the report's gap table, drawn);
 * ``step-time.png``: median steady-state step time per configuration, error bars
-  from the runs' quartiles; contended and packed runs left out.
+  from the runs' quartiles; contended and packed runs left out;
+* ``<experiment>-trials.png``: every tuning trial's validation top-1 against its lr, one
+  panel per arm, one colour per backend, one marker per schedule; the winners ringed.
 """
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ def accuracy_plot(plt, MaxNLocator, experiment: str, groups, out_dir: Path) -> P
     backends = sorted({g.label("backend") for g in groups})
     styles = ["-", "--", ":", "-."]
     for g in groups:
-        curves = [[p["eval_acc"] for p in r["curve"]] for r in g.runs]
+        # a tuned final scores test once, at the end: its curve is the validation split's
+        split = "eval" if all("eval_acc" in p for r in g.runs for p in r["curve"]) else "val"
+        curves = [[p[f"{split}_acc"] for p in r["curve"]] for r in g.runs]
         n = min(len(c) for c in curves)
         a = np.array([c[:n] for c in curves])
         mean, sd = a.mean(axis=0), a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
@@ -40,11 +44,12 @@ def accuracy_plot(plt, MaxNLocator, experiment: str, groups, out_dir: Path) -> P
         colour = f"C{strategies.index(g.label('strategy')) % 10}"
         init = f" ({g.label('scratch_init')} init)" if g.label("arm") == "scratch" and g.label("scratch_init") else ""
         ax.plot(epochs, mean, marker="o", ms=3, color=colour, ls=styles[backends.index(g.label("backend")) % 4],
-                label=f"{g.label('backend')} {g.label('strategy')}{init} (n={len(a)})")
+                label=f"{g.label('backend')} {g.label('strategy')}{init}"
+                      f"{' tuned, validation' if split == 'val' else ''} (n={len(a)})")
         ax.fill_between(epochs, mean - sd, mean + sd, color=colour, alpha=0.12, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("eval top-1 (mean over seeds, band ±1 sd)")
+    ax.set_ylabel("top-1 per epoch: eval, or validation for tuned runs (mean over seeds, band ±1 sd)")
     ax.set_title(f"{experiment}: accuracy per epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
@@ -105,8 +110,42 @@ def step_time_plot(plt, groups, out_dir: Path) -> Path | None:
     return path
 
 
-def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
-    """Accuracy and gap figures per experiment, one step-time chart; returns the paths."""
+def trials_plot(plt, experiment: str, studies: list[dict], out_dir: Path) -> Path:
+    from .studies import arm_label
+    arms = sorted({arm_label(s["arm"]) for s in studies})
+    backends = sorted({s["arm"]["backend"] for s in studies})
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms) + 1, 3.4), squeeze=False, sharey=True)
+    markers = {1: "o", 2: "s", 4: "^"}
+    for ax, arm in zip(axes[0], arms):
+        for s in (s for s in studies if arm_label(s["arm"]) == arm):
+            colour = f"C{backends.index(s['arm']['backend']) % 10}"
+            for row in s["trial_results"]:
+                if row["val_acc"] is None:
+                    continue
+                ax.scatter(row["point"]["lr"], row["val_acc"], color=colour, s=22, alpha=0.8,
+                           marker=markers.get(row["point"]["schedule"], "x"))
+            if s.get("winner") is not None:
+                w = s["trial_results"][s["winner"]]
+                ax.scatter(w["point"]["lr"], w["val_acc"], facecolors="none", edgecolors=colour, s=110, lw=1.4)
+        ax.set_xscale("log")
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("lr (log)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation top-1 (end of schedule)")
+    handles = [plt.Line2D([], [], color=f"C{i}", marker="o", ls="", label=b) for i, b in enumerate(backends)]
+    handles += [plt.Line2D([], [], color="gray", marker=m, ls="", label=f"schedule x{k}") for k, m in markers.items()]
+    fig.legend(handles=handles, fontsize=7, loc="upper right")
+    fig.suptitle(f"{experiment}: tuning trials (winners ringed)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    path = out_dir / f"{experiment}-trials.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_plots(records: list[dict], out_dir: Path, studies=()) -> list[Path]:
+    """Accuracy and gap figures per experiment, trial plots where studies ran, one step-time
+    chart; returns the paths."""
     plt, MaxNLocator = _plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,5 +158,10 @@ def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
     for row in gaps(records):
         by_gap[row["experiment"]].append(row)
     paths += [gap_plot(plt, exp, rows, out_dir) for exp, rows in sorted(by_gap.items())]
+    from .studies import latest_studies
+    by_study = defaultdict(list)
+    for s in latest_studies(list(studies)):
+        by_study[s["arm"]["experiment"]].append(s)
+    paths += [trials_plot(plt, exp, ss, out_dir) for exp, ss in sorted(by_study.items())]
     step = step_time_plot(plt, groups, out_dir)
     return paths + ([step] if step else [])

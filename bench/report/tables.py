@@ -16,7 +16,7 @@ from bench.core.records import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt
-from .groups import Group, group_records, pair_groups, pair_key, paired_finals
+from .groups import Group, group_records, pair_groups, pair_key, paired_finals, row_label
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
@@ -78,13 +78,6 @@ def speed(group: Group) -> dict:
             "data_ms": _median([t.get("data", {}).get("median_ms") for t in timings])}
 
 
-def _label(group: Group) -> str:
-    strategy = group.label("strategy")
-    if group.label("arm") == "scratch":
-        strategy = f"scratch ({group.label('scratch_init') or 'native'} init)"
-    return strategy + (f" [{group.variant}]" if group.variant else "")
-
-
 def _tta(group: Group) -> str:
     tta = [r["time_to_accuracy"].get("train_s") for r in group.runs]
     target = group.runs[0]["time_to_accuracy"].get("target")
@@ -107,7 +100,7 @@ def render_table(records: list[dict], fmt: str = "terminal") -> str:
     rows = []
     for g in groups:
         s = speed(g)
-        rows.append([g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), _label(g),
+        rows.append([g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), row_label(g),
                      _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
                      _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
                      _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
@@ -127,7 +120,7 @@ def render_table(records: list[dict], fmt: str = "terminal") -> str:
 def render_notes(records: list[dict], groups: list[Group]) -> str:
     lines = []
     for g in groups:
-        name = f"{g.label('backend')} {g.label('experiment')} {_label(g)}"
+        name = f"{g.label('backend')} {g.label('experiment')} {row_label(g)}"
         for r in g.runs:
             for flag in r.get("flags") or []:
                 lines.append(f"- {COLLAPSED} {name} seed {r['config']['seed']}: {flag['flag']}: {flag['why']}")
@@ -162,7 +155,7 @@ def render_strategy_matrix(records: list[dict], fmt: str = "terminal") -> str:
         finals = g.finals()
         sd = f" ± {np.std(finals, ddof=1):.3f}" if len(finals) > 1 else ""
         mark = f" {COLLAPSED}" if any(r.get("flags") for r in g.runs) else ""
-        tables.setdefault(key, {}).setdefault(_label(g), {})[g.label("backend")] = \
+        tables.setdefault(key, {}).setdefault(row_label(g), {})[g.label("backend")] = \
             f"{np.mean(finals):.3f}{sd} ({len(finals)}){mark}"
     order = {s: i for i, s in enumerate(ALL_STRATEGIES)}
     out = []
@@ -206,7 +199,7 @@ def gaps(records: list[dict]) -> list[dict]:
             continue
         d, ci, how, sd = gap(ft_runs, sc_runs)
         out.append({"experiment": ft.label("experiment"), "model": ft.label("model"), "backend": ft.label("backend"),
-                    "strategy": _label(ft), "scratch_init": sc.label("scratch_init") or "native",
+                    "strategy": row_label(ft), "scratch_init": sc.label("scratch_init") or "native",
                     "shots": ft.label("shots") or "all", "seeds": len(ft_runs),
                     "finetuned": float(np.mean([r["accuracy"]["final"] for r in ft_runs])),
                     "scratch": float(np.mean([r["accuracy"]["final"] for r in sc_runs])),
@@ -302,6 +295,45 @@ def render_sweep_time(records: list[dict], fmt: str = "terminal", nodes=(1, 2, 4
                     tablefmt=tablefmt(fmt), disable_numparse=True)
 
 
+PHASES = (("process start", lambda t, c: t["phases_s"].get("startup", 0.0)),
+          ("framework import", lambda t, c: t["phases_s"].get("import", 0.0)),
+          ("data preparation", lambda t, c: t["phases_s"].get("data", 0.0)),
+          ("model and weights", lambda t, c: t["phases_s"].get("model", 0.0)),
+          ("compile step", lambda t, c: (t.get("compile_ms") or 0) / 1e3),
+          ("train steps", lambda t, c: sum(p["train_s"] for p in c) - (t.get("compile_ms") or 0) / 1e3
+           - t["data"].get("total_s", 0.0)),
+          ("data wait", lambda t, c: t["data"].get("total_s", 0.0)),
+          ("test evaluation", lambda t, c: sum(p.get("eval_s", 0.0) for p in c)),
+          ("validation evaluation", lambda t, c: sum(p.get("val_s", 0.0) for p in c)))
+
+
+def time_breakdown(rec: dict) -> dict[str, float] | None:
+    """Seconds per phase of one job, the rest of its wall time as "writing and the rest"."""
+    t, curve = rec.get("timing") or {}, rec.get("curve") or []
+    if "phases_s" not in t or "wall_s" not in t:
+        return None
+    out = {name: max(0.0, f(t, curve)) for name, f in PHASES}
+    out["writing and the rest"] = max(0.0, t["wall_s"] - sum(v for k, v in out.items() if k != "process start"))
+    return out
+
+
+def render_time_breakdown(records: list[dict], fmt: str = "terminal") -> str:
+    """Where a sweep's time went, per experiment: every job's phases summed (trials included)."""
+    rows = []
+    for experiment in sorted({r["config"]["experiment"] for r in records}):
+        parts = [b for b in (time_breakdown(r) for r in records if r["config"]["experiment"] == experiment) if b]
+        if not parts:
+            continue
+        total = {k: sum(p[k] for p in parts) for k in parts[0]}
+        whole = sum(total.values())
+        rows.append([experiment, len(parts), f"{whole / 60:.1f}"]
+                    + [f"{v / 60:.1f} ({100 * v / whole:.0f}%)" for v in total.values()])
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "jobs", "total min"] + [f"{k}, min" for k in total],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
 def render_environments(records: list[dict], fmt: str = "terminal") -> str:
     """Which machines, framework versions and runtime settings the tables were measured on."""
     seen = {}
@@ -322,18 +354,25 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
                                    "settings (origin)", "commit"], tablefmt=tablefmt(fmt))
 
 
-def render_report(records: list[dict], fmt: str = "terminal", sources: str = "") -> str:
+def render_report(records: list[dict], fmt: str = "terminal", sources: str = "", studies=()) -> str:
+    from .studies import render_chosen, render_ranking, render_time_to_target, study_problems
     md = fmt == "markdown"
     parts = []
     if md:
         parts.append(f"# Results\n\nGenerated by `python -m bench report --format markdown {sources}` from "
-                     f"{len(records)} JSON records; do not edit by hand.\n\n{HOW_TO_READ}\n")
+                     f"{len(records) + len(studies)} JSON records; do not edit by hand.\n\n{HOW_TO_READ}\n")
     sections = [("Strategy × backend (top-1, mean ± sd (seeds))", render_strategy_matrix(records, fmt)),
                 ("All configurations", render_table(records, fmt)),
                 ("Fine-tuned minus scratch (top-1)", render_gaps(records, fmt)),
+                ("Each tuned: what every backend's study chose", render_chosen(list(studies), fmt)),
+                ("Strategy ranking, each tuned (test top-1)", render_ranking(records, fmt)),
+                ("Time to target, both clocks", render_time_to_target(records, fmt)
+                 if any(r["config"].get("study") for r in records) else ""),
                 ("Scratch: shared canonical init vs each framework's own", render_init_effect(records, fmt)),
                 ("Seeds: were there enough?", render_seed_count(records, fmt)),
                 ("Sweep time (from the records; estimate for N nodes)", render_sweep_time(records, fmt)),
+                ("Where the sweeps' time went (every job's phases, summed)", render_time_breakdown(records, fmt)),
+                ("Study checks", "\n".join(study_problems(list(studies), records))),
                 ("Measured on", render_environments(records, fmt))]
     for title, body in sections:
         if body:

@@ -1,0 +1,51 @@
+"""Running tuning studies (``bench run --search N``) with either executor.
+
+Two phases, each an ordinary sweep plan run by the local or the Ray executor (so
+``--resume``, the timing lock, isolation and failure records work as for any sweep):
+
+1. every study's trials (and the suite pretrain steps they need);
+2. per study, the winner chosen from the trials' records (validation only,
+   ``bench.plan.study.select``), written as a ``study`` record, then re-run over the
+   seeds: those final runs are the only ones scored on the test split.
+
+A study whose every trial failed has no winner: its record says so and it runs no finals.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.plan.study import Study, select
+from bench.plan.sweep import plan_sweep
+
+
+def study_record(study: Study, winner: int | None, rows: list[dict], seeds: list[int]) -> dict:
+    rec = {"schema_version": SCHEMA_VERSION, "kind": "study", "created": utc_now(), **study.to_json(),
+           "winner": winner, "trial_results": rows, "seeds": seeds,
+           "winner_point": rows[winner]["point"] if winner is not None else None}
+    if winner is None:
+        rec["error"] = "no trial finished with a validation score: no winner, no final runs"
+    return rec
+
+
+def run_studies(studies: list[Study], seeds: list[int], opts, run_plan: Callable) -> list[dict]:
+    """Trials, then selection, then the winners' seeded runs; returns every run record."""
+    trials = [c for s in studies for c in s.trial_configs()]
+    print(f"studies: {len(studies)}, trials: {len(trials)} (budget {studies[0].trials if studies else 0} each)",
+          flush=True)
+    records = run_plan(plan_sweep(trials, opts.cache_dir), opts)
+    finals = []
+    for study in studies:
+        winner, rows = select(study, records)
+        rec = study_record(study, winner, rows, seeds)
+        path = write_json_new(Path(opts.out) / f"{file_stamp(rec['created'])}_study_{study.key}.json", rec)
+        if winner is None:
+            print(f"study {study.key} ({study.describe()}): {rec['error']} -> {path}")
+            continue
+        point = rows[winner]["point"]
+        print(f"study {study.key} ({study.describe()}): trial {winner} "
+              f"(lr {point['lr']:.3g}, wd {point['weight_decay']:.3g}, x{point['schedule']}) "
+              f"val {rows[winner]['val_acc']:.3f} -> {path}")
+        finals += study.final_configs(point, seeds)
+    return records + run_plan(plan_sweep(finals, opts.cache_dir), opts)
