@@ -20,11 +20,13 @@ class BatchLoader:
     """Iterate ``(x, y)`` numpy batches over an :class:`ImageFolder`.
 
     ``train=True``: shuffled each epoch, incomplete last batch dropped (fixed shapes,
-    so compiled graphs are not rebuilt mid-epoch). ``train=False``: in order, all images.
+    so compiled graphs are not rebuilt mid-epoch). ``train=False``: in order, all images;
+    the eval transform is deterministic, so the decoded batches are kept after the first
+    pass when they fit in ``cache_bytes`` (decoding dominated scoring; measured).
     """
 
     def __init__(self, dataset: ImageFolder, transform: Callable, batch_size: int, *,
-                 train: bool, seed: int = 0, workers: int = 2):
+                 train: bool, seed: int = 0, workers: int = 2, cache_bytes: int = 1 << 30):
         self.dataset = dataset
         self.transform = transform
         self.batch_size = min(batch_size, len(dataset)) if train else batch_size
@@ -32,6 +34,8 @@ class BatchLoader:
         self.seed = seed
         self.workers = workers
         self.epoch = 0
+        self.cache_bytes = 0 if train else cache_bytes
+        self._cache: list[Batch] | None = None
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -57,6 +61,22 @@ class BatchLoader:
         return x, y
 
     def __iter__(self) -> Iterator[Batch]:
+        if self._cache is not None:
+            self.epoch += 1
+            yield from self._cache
+            return
+        batches, size = [], 0
+        for batch in self._decoded():
+            size += batch[0].nbytes
+            if batches is not None and size <= self.cache_bytes:
+                batches.append(batch)
+            else:
+                batches = None
+            yield batch
+        if batches is not None and self.cache_bytes:
+            self._cache = batches
+
+    def _decoded(self) -> Iterator[Batch]:
         order = self._order()
         chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.train:

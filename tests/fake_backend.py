@@ -28,7 +28,7 @@ FAKE_INFO = BackendInfo("tests.fake_backend:FakeBackend", "none", ("numpy",))
 
 
 # Fault injection for the isolation tests (read in the child process):
-# FAKE_FAULT=crash|kill|killparent|hang|nan, FAKE_FAULT_STEP=N (default 2),
+# FAKE_FAULT=crash|kill|killparent|hang|nan|slow, FAKE_FAULT_STEP=N (default 2),
 # FAKE_FAULT_CLASSES=K: only in models with K classes (e.g. only the pretrain step).
 FAULT = os.environ.get("FAKE_FAULT")
 FAULT_STEP = int(os.environ.get("FAKE_FAULT_STEP", "2"))
@@ -99,6 +99,8 @@ class FakeModel(Model):
                 time.sleep(3600)
             if FAULT == "hang":
                 time.sleep(3600)
+            if FAULT == "slow":  # a run long enough to be caught mid-flight
+                time.sleep(float(os.environ.get("FAKE_FAULT_SLEEP", "2")))
             if FAULT == "nan":
                 self.diverge_after = 0
         h, logits = self._forward(x)

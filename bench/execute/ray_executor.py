@@ -79,9 +79,18 @@ def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None) -
             return _result(failed_record(job.config, f"on node {node}: {reason}", stderr_tail=tail, node=node))
         record = json.loads(Path(outcome["path"]).read_text())
     record["node"] = node
+    record["node_id"] = _node_id()
     if job.is_pretrain and record["status"] == "ok":
         return _result(record, job.weights.read_bytes())
     return _result(record)
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # outside a Ray worker
+        return None
 
 
 def _result(record: dict, weights: bytes | None = None) -> dict:
@@ -115,35 +124,61 @@ def _cached_pretrain(ray, job: Job) -> object:
     return ray.put(_result({"status": "ok", "error": None}, job.weights.read_bytes()))
 
 
+NODE_LOSS_RERUNS = 3  # times a job lost with its node is submitted again
+
+
+def _alive(ray) -> set[str]:
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
 def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, max_retries: int = 0) -> list[dict]:
+    """Submit the plan, collect records as tasks finish. A task lost because a node left the
+    cluster after it was submitted (or because the pretrain step it waits on was) is submitted
+    again, up to ``NODE_LOSS_RERUNS`` times: a lost node loses no finished job and no job is
+    skipped. A task whose worker died on a node still alive is a failed record, never retried
+    beyond ``--max-retries``: a crash is never hidden."""
     ray = import_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     task = ray.remote(run_task)
     done = finished_records(opts.out) if opts.resume else {}
     user_env = user_environment()
-    pre_refs, pending, records = {}, {}, []
-    for job in plan:
-        if job.is_pretrain:
-            if job.weights.exists():
-                print(f"pretrain cached: {job.weights}")
-                pre_refs[job.key] = _cached_pretrain(ray, job)
-                continue
-        elif job.key in done:
-            print(f"skip (--resume): ok record {done[job.key]['run_id']}")
-            records.append(done[job.key])
-            continue
+    pre_refs, pending, records, attempts = {}, {}, [], {}
+
+    def submit(job: Job) -> None:
         ref = task.options(max_retries=max_retries, **_resources(ray, opts, job.config)).remote(
             _job_dict(job), _opts_dict(opts), user_env, pre_refs.get(job.needs))
         if job.is_pretrain:
             pre_refs[job.key] = ref
-        pending[ref] = job
+        pending[ref] = (job, _alive(ray), pre_refs.get(job.needs))
+        attempts[job.key] = attempts.get(job.key, 0) + 1
+
+    for job in plan:
+        if job.is_pretrain and job.weights.exists():
+            print(f"pretrain cached: {job.weights}")
+            pre_refs[job.key] = _cached_pretrain(ray, job)
+        elif not job.is_pretrain and job.key in done:
+            print(f"skip (--resume): ok record {done[job.key]['run_id']}")
+            records.append(done[job.key])
+        else:
+            submit(job)
     print(f"submitted {len(pending)} Ray task(s)", flush=True)
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
-            records.append(_collect(ray, ready[0], job, opts))
+            job, nodes, needed = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as e:
+                lost = nodes - _alive(ray)
+                if (lost or pre_refs.get(job.needs) is not needed) and attempts[job.key] <= NODE_LOSS_RERUNS:
+                    print(f"{job.describe()}\n  lost with node(s) {', '.join(sorted(n[:8] for n in lost)) or '-'}"
+                          f" ({type(e).__name__}); submitted again", flush=True)
+                    submit(job)
+                    continue
+                records.append(_failed(job, e, opts))
+                continue
+            records.append(_collect(result, job, opts))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -151,16 +186,15 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
     return records
 
 
-def _collect(ray, ref, job: Job, opts: RunOptions) -> dict:
-    """The task's record written into --out (its weights into the driver's cache), or a
-    failed record saying how the task died."""
-    try:
-        result = ray.get(ref)
-    except ray.exceptions.RayError as e:
-        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        record = save_record(failed_record(job.config, f"ray task failed: {type(e).__name__}: {reason}"), opts.out)
-        print(f"{job.describe()}\n  failed: {record['error']}", file=sys.stderr)
-        return record
+def _failed(job: Job, error: Exception, opts: RunOptions) -> dict:
+    reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    record = save_record(failed_record(job.config, f"ray task failed: {type(error).__name__}: {reason}"), opts.out)
+    print(f"{job.describe()}\n  failed: {record['error']}", file=sys.stderr)
+    return record
+
+
+def _collect(result: dict, job: Job, opts: RunOptions) -> dict:
+    """The task's record written into --out (its weights into the driver's cache)."""
     record = save_record(result["record"], opts.out)
     if job.is_pretrain and result["weights"] is not None:
         _place_weights(result, job.weights)

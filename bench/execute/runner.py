@@ -140,19 +140,26 @@ def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
             "train_s": time.perf_counter() - t0}
 
 
+EVAL_BATCH_SIZE = 128  # images per predict call when scoring: eval-mode outputs do not depend on it
+
+
 def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
-    """The shared numpy pipeline, or with ``--loader native`` the framework's own:
-    a train loader for the first split, eval loaders for the others (None stays None)."""
+    """The shared numpy pipeline, or with ``--loader native`` the framework's own: a train loader
+    for the first split (``config.batch_size``), eval loaders for the others (at least
+    ``EVAL_BATCH_SIZE``: scoring in batches of 10 cost more than the training it scored)."""
     mean, std = input_norm(config.model)
+    eval_batch = max(config.batch_size, EVAL_BATCH_SIZE)
     if config.loader == "native":
-        opts = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
-                    crop_scale=config.crop_scale, hflip=config.hflip, mean=mean, std=std)
-        make = lambda split, train: backend.native_loader(split, train=train, **opts)  # noqa: E731
+        opts = dict(image_size=config.image_size, seed=config.seed, crop_scale=config.crop_scale,
+                    hflip=config.hflip, mean=mean, std=std)
+        make = lambda split, train: backend.native_loader(  # noqa: E731
+            split, train=train, batch_size=config.batch_size if train else eval_batch, **opts)
     else:
         transforms = {True: TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
                       False: EvalTransform(config.image_size, mean, std)}
-        make = lambda split, train: BatchLoader(split, transforms[train], config.batch_size,  # noqa: E731
-                                                train=train, seed=config.seed)
+        make = lambda split, train: BatchLoader(split, transforms[train],  # noqa: E731
+                                                config.batch_size if train else eval_batch, train=train,
+                                                seed=config.seed)
     return [None if split is None else make(split, i == 0) for i, split in enumerate(splits)]
 
 
@@ -238,6 +245,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                            "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe()}
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)
+        record["data"]["eval_batch_size"] = loaders[-1].batch_size
         train_and_evaluate(model, config, loaders, timer, record, progress)
         record["accuracy"] = summarize_accuracy(config, record["curve"])
         record["time_to_accuracy"] = time_to_target(config, record["curve"], (timer.compile_ms or 0) / 1e3)

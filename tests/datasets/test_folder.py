@@ -88,3 +88,30 @@ def test_loader_batches_are_deterministic_and_shaped(image_folder):
     assert len(mk()) == 2  # 12 images, batch 5, last incomplete batch dropped
     ev = BatchLoader(ds, EvalTransform(8), 5, train=False)
     assert [len(y) for _, y in ev] == [5, 5, 2]
+
+
+def test_validation_shots_never_overlap_the_training_shots(tmp_path):
+    root = write_image_folder(tmp_path / "d", classes=("a", "b"), per_class=9)
+    split = read_image_folder(root, "train")
+    train, val = split.shots_and_validation(4, 3)
+    assert train.samples == split.subsample(4).samples  # the same training images as without a validation split
+    assert len(val) == 6 and not set(train.samples) & set(val.samples)
+    rest, held = split.shots_and_validation(None, 3)
+    assert len(held) == 6 and len(rest) == 12 and not set(rest.samples) & set(held.samples)
+    with pytest.raises(DatasetError, match="fewer than --shots 7 \\+ --val-shots 3"):
+        split.shots_and_validation(7, 3)
+
+
+def test_eval_batches_are_decoded_once(tmp_path, monkeypatch):
+    root = write_image_folder(tmp_path / "d", per_class=5)
+    split = read_image_folder(root, "test")
+    calls = []
+    load = split.load
+    monkeypatch.setattr(split, "load", lambda i: calls.append(i) or load(i))
+    loader = BatchLoader(split, EvalTransform(8), 4, train=False)
+    first, second = [b for b in loader], [b for b in loader]
+    assert len(calls) == len(split) and all((a[0] == b[0]).all() for a, b in zip(first, second))
+    tiny = BatchLoader(split, EvalTransform(8), 4, train=False, cache_bytes=10)  # too small to keep
+    calls.clear()
+    list(tiny), list(tiny)
+    assert len(calls) == 2 * len(split)
