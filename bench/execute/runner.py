@@ -172,8 +172,9 @@ def _score(model, loader: BatchLoader, split: str) -> dict:
 
 def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
                        progress: bool) -> None:
-    """Train ``config.epochs`` epochs; score the validation split (where carved) every epoch and
-    the eval split as ``config.test_eval`` says (every epoch, the last one, or never)."""
+    """Train ``config.epochs`` epochs; score the validation split (where carved) as ``config.val_eval``
+    says (every epoch or the last one) and the eval split as ``config.test_eval`` says (every
+    epoch, the last one, or never)."""
     train_loader, val_loader, eval_loader = loaders
     timer.batch_size = train_loader.batch_size
     cum_train_s = 0.0
@@ -184,9 +185,10 @@ def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, reco
         stats = train_epoch(model, train_loader, timer)
         cum_train_s += stats["train_s"]
         point = {"epoch": epoch, **stats, "cum_train_s": cum_train_s}
-        if config.test_eval == "epoch" or (config.test_eval == "end" and epoch == config.epochs):
+        last = epoch == config.epochs
+        if config.test_eval == "epoch" or (config.test_eval == "end" and last):
             point.update(_score(model, eval_loader, "eval"))
-        if val_loader is not None:
+        if val_loader is not None and (config.val_eval == "epoch" or last):
             point.update(_score(model, val_loader, "val"))
         record["curve"].append(point)
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", acc=f"{point.get('eval_acc', point.get('val_acc', 0)):.3f}")

@@ -31,7 +31,7 @@ def summarize_accuracy(config, curve: list[dict]) -> dict:
                                          "it is chosen on validation only)")
     if "val_acc" in curve[-1]:
         accuracy["val"] = _val_summary(curve[-1])
-        chosen = max(curve, key=lambda p: (p["val_acc"], -p["epoch"]))  # earliest best on validation
+        chosen = max((p for p in curve if "val_acc" in p), key=lambda p: (p["val_acc"], -p["epoch"]))
         if "eval_acc" in chosen:
             accuracy["selected"] = {
                 "epoch": chosen["epoch"], "val_acc": chosen["val_acc"], "n_val": chosen["n_val"],

@@ -11,7 +11,8 @@ from bench.core.errors import ConfigError
 ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
-               "val_fraction": None, "val_shots": None, "test_eval": "epoch", "study": None, "trial": None}
+               "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
+               "trial": None}
 TEST_EVALS = ("epoch", "end", "never")  # when the eval (test) split is scored
 DEVICES = ("cpu", "gpu", "ascend")
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd: with the momentum given; momentum: the same, MindSpore's name
@@ -55,6 +56,7 @@ class RunConfig:
     val_fraction: float | None = None     # carve this share of train for choosing the best epoch
     val_shots: int | None = None          # validation images per class from train, disjoint from the shots
     test_eval: str = "epoch"              # epoch | end | never: when the eval split is scored
+    val_eval: str = "epoch"               # epoch | end: when the validation split is scored
     study: str | None = None              # the tuning study this run belongs to (bench.plan.study)
     trial: int | None = None              # its trial number; None for the study's final (seeded) runs
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -73,6 +75,7 @@ class RunConfig:
             self.classes = tuple(self.classes)
         for name, valid in (("arm", ARMS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
                             ("mode", ("graph", "pynative")), ("test_eval", TEST_EVALS),
+                            ("val_eval", TEST_EVALS[:2]),
                             ("bn_stats", ("train", "frozen")), ("loader", ("shared", "native"))):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")

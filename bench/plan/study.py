@@ -86,7 +86,7 @@ class Study:
     @property
     def key(self) -> str:
         """What defines the study: its arm's configuration, its space, budget and sampler seed."""
-        base = self.base.replace(seed=0, study=None, trial=None, test_eval="epoch")
+        base = self.base.replace(seed=0, study=None, trial=None, test_eval="epoch", val_eval="epoch")
         blob = json.dumps([base.config_hash(), [d.to_json() for d in self.space], self.trials, self.sampler_seed],
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -101,7 +101,8 @@ class Study:
         return self.base.replace(epochs=self.base.epochs * point["schedule"], study=self.key, **fields, **changes)
 
     def trial_configs(self) -> list[RunConfig]:
-        return [self.apply(p, trial=i, seed=0, test_eval="never") for i, p in enumerate(self.points())]
+        return [self.apply(p, trial=i, seed=0, test_eval="never", val_eval="end")
+                for i, p in enumerate(self.points())]
 
     def final_configs(self, point: dict, seeds: list[int]) -> list[RunConfig]:
         return [self.apply(point, trial=None, seed=s, test_eval="end") for s in seeds]
