@@ -99,8 +99,9 @@ class GluonModel(Model):
         self._materialize()
 
     def _materialize(self) -> None:
-        """Run one forward so deferred shapes become concrete."""
+        """Run one forward so deferred shapes become concrete (and wait for all of it: see ``predict``)."""
         self.net(nd.zeros((1, 3, self.image_size, self.image_size), ctx=self.ctx))
+        mx.nd.waitall()
 
     def _params(self) -> dict[str, gluon.Parameter]:
         return self.net._collect_params_with_prefix()
@@ -121,9 +122,11 @@ class GluonModel(Model):
         return read_mxnet_params(path)  # NumPy only: MXNet's C++ loader never sees untrusted bytes
 
     def _assign(self, values: dict[str, np.ndarray]) -> None:
+        mx.nd.waitall()  # no pending in-place weight reorder may land after these writes (see predict)
         params = self._params()
         for name, value in values.items():
             params[name].set_data(nd.array(value, ctx=self.ctx, dtype=params[name].dtype))
+        mx.nd.waitall()
 
     def _write_native(self, path: str) -> None:
         d = os.path.dirname(os.path.abspath(path))
@@ -160,7 +163,14 @@ class GluonModel(Model):
         return float(loss.asnumpy().mean()), int(correct.asscalar())
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.net(nd.array(x, ctx=self.ctx)).asnumpy()
+        """An inference forward with oneDNN (MKLDNN) reorders convolution weights to its own layout
+        in place, in an engine operation of its own that the output does not wait for; under
+        ``ThreadedEngine`` a later write to those weights (loading weights, an optimizer step) could
+        run before it and be overwritten by the old values (2-3 of 24 canonical round trips lost a
+        conv weight, measured; none with MKLDNN off or NaiveEngine). So all work is waited for."""
+        out = self.net(nd.array(x, ctx=self.ctx)).asnumpy()
+        mx.nd.waitall()
+        return out
 
     def named_parameters(self) -> dict[str, np.ndarray]:
         return {n: p.data().asnumpy() for n, p in self._params().items()}

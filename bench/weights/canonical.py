@@ -79,7 +79,7 @@ def write_canonical(path, arch: str, state: dict[str, np.ndarray], source: dict 
 
 WEIGHT_DTYPES = {np.dtype(t).str for t in (np.float16, np.float32, np.float64)}
 MAX_META_BYTES = 1 << 20
-MAX_EXPANDED = 1 << 31  # bytes a compressed archive may expand to
+MAX_EXPANDED = 1 << 31  # bytes an archive's entries may hold in all (ViT-L in float32: 1.2 GB)
 
 
 def _member_header(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple[tuple, np.dtype]:
@@ -104,32 +104,51 @@ def _member_header(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple[tup
     return shape, dtype
 
 
+def _check_sizes(infos: list[zipfile.ZipInfo], path) -> None:
+    """Declared sizes against the bytes the archive really holds, before anything is read."""
+    archive = os.path.getsize(path)
+    for info in infos:
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if info.compress_size > archive - info.header_offset or (stored and info.file_size != info.compress_size):
+            raise CheckpointError(f"{path}: entry {info.filename!r} declares {info.file_size} bytes "
+                                  f"({info.compress_size} in the archive), the file has {archive}")
+    expanded = sum(i.file_size for i in infos)
+    if expanded > MAX_EXPANDED:
+        raise CheckpointError(f"{path}: entries declare {expanded} bytes (limit {MAX_EXPANDED}); refusing to expand")
+
+
+def _meta(raw, path) -> dict:
+    try:
+        meta = json.loads(str(raw))
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: entry {META_KEY!r} is not JSON ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path}: format {str(shown)[:60]!r}, this bench reads {FORMAT!r}")
+    if not isinstance(meta.get("arch"), str) or not isinstance(meta.get("source", {}), dict):
+        raise CheckpointError(f"{path}: entry {META_KEY!r} names no architecture (a string 'arch')")
+    return meta
+
+
 def read_canonical(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(metadata, canonical name -> array); a clear error for anything else."""
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
-            expanded = sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED)
-            if expanded > MAX_EXPANDED:
-                raise CheckpointError(f"{path}: compressed entries declare {expanded} bytes; refusing to expand")
+            _check_sizes(infos, path)
             for info in infos:
                 if not info.filename.endswith(".npy"):
                     raise CheckpointError(f"{path}: entry {info.filename!r} is not an array")
                 _member_header(z, info, path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, SyntaxError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, SyntaxError, MemoryError, OverflowError,
+            NotImplementedError) as e:
         raise CheckpointError(f"cannot read canonical weights {path}: {type(e).__name__}: {str(e)[:200]}") from None
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz without the {META_KEY!r} entry; "
                               "not a bench canonical weight file")
-    try:
-        meta = json.loads(str(arrays.pop(META_KEY)))
-    except ValueError as e:
-        raise CheckpointError(f"{path}: entry {META_KEY!r} is not JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                              f"this bench reads {FORMAT!r}")
+    meta = _meta(arrays.pop(META_KEY), path)
     return meta, {name: a.astype(np.float32, copy=False) for name, a in arrays.items()}
 
 

@@ -57,8 +57,11 @@ class _Reader:
         return len(self.data) - self.pos
 
 
+MAX_DIM = 1 << 31   # one axis of a weight tensor
+
+
 def _checked_shape(dims, itemsize: int, available: int, path, entry: str) -> tuple[int, ...]:
-    if len(dims) > MAX_DIMS or any(d < 0 for d in dims):
+    if len(dims) > MAX_DIMS or any(d < 0 or d > MAX_DIM for d in dims):
         raise CheckpointError(f"{path}: entry {entry!r} declares shape {tuple(dims)}: not a tensor shape")
     nbytes = int(np.prod(dims, dtype=object)) * itemsize
     if nbytes > available:
@@ -67,6 +70,18 @@ def _checked_shape(dims, itemsize: int, available: int, path, entry: str) -> tup
     return tuple(int(d) for d in dims)
 
 
+def _guarded(reader):
+    """Whatever a malformed file makes the parser raise is a CheckpointError naming the file."""
+    def read(path) -> dict[str, np.ndarray]:
+        try:
+            return reader(path)
+        except (ValueError, UnicodeDecodeError, struct.error, OverflowError, MemoryError, RecursionError) as e:
+            raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {str(e)[:160]}") from None
+    read.__doc__, read.__name__ = reader.__doc__, reader.__name__
+    return read
+
+
+@_guarded
 def read_mxnet_params(path) -> dict[str, np.ndarray]:
     """name -> array of an ``mx.nd.save``'d dict (dense arrays only)."""
     r = _Reader(Path(path).read_bytes(), path)
@@ -101,7 +116,10 @@ def read_mxnet_params(path) -> dict[str, np.ndarray]:
     names = []
     for i in range(n_names):
         (length,) = r.unpack("Q", f"name {i}")
-        names.append(r.take(length, f"name {i}").decode("utf-8", errors="strict"))
+        try:
+            names.append(r.take(length, f"name {i}").decode("utf-8", errors="strict"))
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{path}: name {i} is not UTF-8") from None
     if r.left:
         raise CheckpointError(f"{path}: {r.left} unexpected bytes after the last name")
     return dict(zip(names, arrays))
@@ -162,6 +180,7 @@ def _strip_crc(data: bytes, path) -> bytes:
     return body
 
 
+@_guarded
 def read_mindspore_ckpt(path) -> dict[str, np.ndarray]:
     """name -> array of a ``mindspore.save_checkpoint`` file (unencrypted)."""
     data = _strip_crc(Path(path).read_bytes(), path)
@@ -173,7 +192,10 @@ def read_mindspore_ckpt(path) -> dict[str, np.ndarray]:
         tag, tensor = None, None
         for n, w, v in _fields(value, path, "value"):
             if n == 1 and w == 2:
-                tag = v.decode("utf-8", errors="strict")
+                try:
+                    tag = v.decode("utf-8", errors="strict")
+                except UnicodeDecodeError:
+                    raise CheckpointError(f"{path}: an entry name that is not UTF-8") from None
             elif n == 2 and w == 2:
                 tensor = v
             elif n == 3:

@@ -10,7 +10,9 @@ arbitrary pickles. This reader understands both of torch's on-disk formats:
   the pickled object, the list of storage keys, then each storage as an int64
   element count followed by its raw little-endian bytes.
 
-Every pickle in either format goes through an allow-listing unpickler: the
+Every pickle is first walked without being unpickled (``bench/weights/pickles.py``:
+opcode count, expanded size and nesting depth bounded), then goes through an
+allow-listing unpickler: the
 header pickles may hold only plain values (no class at all), the state_dict
 pickle only ``OrderedDict``, ``torch._utils._rebuild_tensor[_v2]`` and the
 ``*Storage`` types. Nothing from the file runs. Every storage's declared size is
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import CheckpointError
+
+from .pickles import MAX_PICKLE_BYTES, check_pickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 MAX_DIMS = 8
@@ -82,13 +86,16 @@ class _StateDictUnpickler(pickle.Unpickler):
                               "(only plain state_dict checkpoints are read)")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise CheckpointError(f"{self.path}: unexpected persistent id {str(pid)[:80]!r}")
+        # type checks first: nothing from the file is hashed or printed before it is known to be plain
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[0], str) and pid[0] == "storage"):
+            raise CheckpointError(f"{self.path}: unexpected persistent id (a {type(pid).__name__})")
         _, dtype, key, _location, numel = pid[:5]
+        if not isinstance(key, str) or len(key) > 256:
+            raise CheckpointError(f"{self.path}: a storage key that is not a short string ({type(key).__name__})")
         if not isinstance(dtype, np.dtype) or dtype not in _ALLOWED_DTYPES:
-            raise CheckpointError(f"{self.path}: storage {key!r} has no readable dtype ({str(dtype)[:40]!r})")
-        if not isinstance(key, str) or not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
-            raise CheckpointError(f"{self.path}: storage {str(key)[:40]!r} declares {str(numel)[:40]!r} elements")
+            raise CheckpointError(f"{self.path}: storage {key!r} has no readable dtype ({type(dtype).__name__})")
+        if not isinstance(numel, int) or isinstance(numel, bool) or not 0 <= numel < 1 << 40:
+            raise CheckpointError(f"{self.path}: storage {key!r} declares an impossible element count")
         storage = self.storages.setdefault(key, _Storage(dtype, key, numel))
         if storage.dtype != dtype or storage.numel != numel:
             raise CheckpointError(f"{self.path}: storage {key!r} is declared twice, differently")
@@ -123,20 +130,34 @@ def _view(name: str, value, path) -> np.ndarray:
 def _materialize(obj, path) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a state_dict")
-    return {str(name): _view(str(name), value, path) for name, value in obj.items()}
+    names = [n for n in obj if not isinstance(n, str)]
+    if names:
+        raise CheckpointError(f"{path}: a state_dict key that is not a string (a {type(names[0]).__name__})")
+    return {name: _view(name, value, path) for name, value in obj.items()}
+
+
+def _load(unpickler_class, stream, path, *args):
+    """Walk one pickle within bounds, then unpickle it with ``unpickler_class`` (allow-listing)."""
+    start = stream.tell()
+    check_pickle(stream, path, args[-1] if args else "state_dict")
+    stream.seek(start)
+    unpickler = unpickler_class(stream, path, *args)
+    return unpickler, unpickler.load()
 
 
 def _read_legacy(f, path) -> dict[str, np.ndarray]:
     size = os.fstat(f.fileno()).st_size
-    if _PlainUnpickler(f, path, "magic number").load() != LEGACY_MAGIC:
+    f = io.BytesIO(f.read())
+    if _load(_PlainUnpickler, f, path, "magic number")[1] != LEGACY_MAGIC:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (bad magic number)")
-    _PlainUnpickler(f, path, "protocol version").load()
-    sys_info = _PlainUnpickler(f, path, "system info").load()
+    _load(_PlainUnpickler, f, path, "protocol version")
+    sys_info = _load(_PlainUnpickler, f, path, "system info")[1]
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
         raise CheckpointError(f"{path}: system info says big-endian or is malformed; not supported")
-    unpickler = _StateDictUnpickler(f, path)
-    obj = unpickler.load()
-    keys = _PlainUnpickler(f, path, "storage key list").load()
+    unpickler, obj = _load(_StateDictUnpickler, f, path)
+    keys = _load(_PlainUnpickler, f, path, "storage key list")[1]
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise CheckpointError(f"{path}: the storage key list is not a list of strings")
     if not isinstance(keys, list) or set(keys) != set(unpickler.storages):
         raise CheckpointError(f"{path}: the storage key list does not match the tensors' storages")
     for key in keys:
@@ -162,9 +183,8 @@ def _read_zip(path) -> dict[str, np.ndarray]:
         if pkl is None:
             raise CheckpointError(f"{path}: a zip without data.pkl is not a PyTorch checkpoint")
         prefix = pkl[: -len("data.pkl")]
-        with z.open(pkl) as f:
-            unpickler = _StateDictUnpickler(io.BufferedReader(f), path)
-            obj = unpickler.load()
+        _check_member(z.getinfo(pkl), path, MAX_PICKLE_BYTES)
+        unpickler, obj = _load(_StateDictUnpickler, io.BytesIO(z.read(pkl)), path)
         for key, storage in unpickler.storages.items():
             entry = f"{prefix}data/{key}"
             try:
@@ -172,12 +192,21 @@ def _read_zip(path) -> dict[str, np.ndarray]:
             except KeyError:
                 raise CheckpointError(f"{path}: storage entry {entry} is missing") from None
             nbytes = storage.numel * storage.dtype.itemsize
+            _check_member(info, path, nbytes)
             if info.compress_type != zipfile.ZIP_STORED or info.file_size != nbytes:
                 raise CheckpointError(f"{path}: {entry} holds {info.file_size} bytes "
                                       f"({'compressed' if info.compress_type else 'stored'}), its storage "
                                       f"declares {nbytes}; torch.save writes exact, uncompressed storages")
             storage.data = np.frombuffer(z.read(entry), storage.dtype.newbyteorder("<"))
     return _materialize(obj, path)
+
+
+def _check_member(info: zipfile.ZipInfo, path, most: int) -> None:
+    """A zip member's declared sizes against the limit and the bytes the archive really holds."""
+    archive = os.path.getsize(path)
+    if info.file_size > most or info.compress_size > archive - info.header_offset:
+        raise CheckpointError(f"{path}: {info.filename} declares {info.file_size} bytes ({info.compress_size} "
+                              f"compressed) in a file of {archive}; at most {most} are expected")
 
 
 def read_state_dict(path) -> dict[str, np.ndarray]:
