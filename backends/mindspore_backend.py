@@ -28,6 +28,7 @@ from mindspore import nn, ops  # noqa: E402
 from mindspore.common.initializer import XavierUniform, Zero  # noqa: E402
 
 from bench.core.errors import BackendUnavailable, ConfigError  # noqa: E402
+from bench.core.files import atomic_path  # noqa: E402
 from bench.weights.checkpoints import read_mindspore_ckpt  # noqa: E402
 from bench.weights.imagenet import unreachable  # noqa: E402
 
@@ -171,9 +172,8 @@ class MindSporeModel(Model):
             params[name].set_data(ms.Tensor(value, dtype=params[name].dtype))
 
     def _write_native(self, path: str) -> None:
-        tmp = f"{path}.tmp.ckpt"
-        ms.save_checkpoint(self.net, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".ckpt") as tmp:  # MindSpore wants the suffix
+            ms.save_checkpoint(self.net, str(tmp))
 
     def configure(self, plan, optim: OptimConfig) -> None:
         pp = param_plan(self.net, self.table, plan)

@@ -9,7 +9,6 @@ BatchNorms whose statistics stay fixed, and Gluon ``lr_mult`` per parameter. ``m
 from __future__ import annotations
 
 import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
@@ -17,6 +16,7 @@ from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
 from bench.core.errors import BackendUnavailable
+from bench.core.files import atomic_path
 from bench.weights.checkpoints import read_mxnet_params
 from bench.weights.imagenet import unreachable
 
@@ -129,11 +129,8 @@ class GluonModel(Model):
         mx.nd.waitall()
 
     def _write_native(self, path: str) -> None:
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        os.close(fd)
-        self.net.save_parameters(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self.net.save_parameters(str(tmp))
 
     def configure(self, plan, optim: OptimConfig) -> None:
         trainable = apply_plan(self.net, param_plan(self.net, self.table, plan))

@@ -10,7 +10,6 @@ whose statistics stay fixed, and optimizer parameter groups per learning rate.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core.errors import BackendUnavailable, ConfigError
+from bench.core.files import atomic_path
 from bench.weights.pth import read_state_dict
 
 from .base import Backend, Model, OptimConfig, ParamPlan, check_stem, translate
@@ -112,10 +112,8 @@ class TorchModel(Model):
         return read_state_dict(path)  # the torch-free, allow-listed reader: no pickle runs code
 
     def _write_native(self, path: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        os.close(fd)
-        torch.save({n: torch.from_numpy(v) for n, v in self.named_parameters().items()}, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save({n: torch.from_numpy(v) for n, v in self.named_parameters().items()}, tmp)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         out = dict(self.net.named_parameters())

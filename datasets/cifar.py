@@ -28,6 +28,43 @@ KNOWN_FOLDER_ARCHIVES = {
 }
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """The official batches are pickles: only what they hold (a dict, NumPy's array
+    reconstruction) may be built from them; anything else is refused, nothing runs."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # bytes, in protocol 2
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DatasetError(f"CIFAR-10 batch {self.path}: refusing to unpickle {module}.{name}")
+
+
+def load_batch(path: Path) -> dict:
+    """One official CIFAR-10 batch, read within the pickle bounds (``bench.core.pickles``)."""
+    from bench.core.errors import CheckpointError
+    from bench.core.pickles import check_pickle
+    with open(path, "rb") as f:
+        try:
+            check_pickle(f, path, "CIFAR-10 batch")
+        except CheckpointError as e:
+            raise DatasetError(str(e)) from None
+        f.seek(0)
+        unpickler = _BatchUnpickler(f, encoding="bytes")
+        unpickler.path = path
+        try:
+            batch = unpickler.load()
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
+            raise DatasetError(f"CIFAR-10 batch {path} is malformed: {type(e).__name__}: {e}") from None
+    if not (isinstance(batch, dict) and isinstance(batch.get(b"data"), np.ndarray) and batch[b"data"].dtype == np.uint8
+            and batch[b"data"].ndim == 2 and batch[b"data"].shape[1] == 3072
+            and isinstance(batch.get(b"labels"), list) and len(batch[b"labels"]) == len(batch[b"data"])
+            and all(isinstance(y, int) and 0 <= y < len(CLASSES) for y in batch[b"labels"])):
+        raise DatasetError(f"CIFAR-10 batch {path} does not hold uint8 images (N x 3072) with labels 0..9")
+    return batch
+
+
 def batches_to_folder(batches_dir: Path, out: Path) -> Path:
     """Write the pickled ``data_batch_1..5`` / ``test_batch`` as PNG image folders."""
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
@@ -37,8 +74,7 @@ def batches_to_folder(batches_dir: Path, out: Path) -> Path:
                 path = batches_dir / fname
                 if not path.exists():
                     raise DatasetError(f"CIFAR-10 batch {path} is missing")
-                with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="bytes")
+                batch = load_batch(path)
                 images = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
                 for k, (img, label) in enumerate(zip(images, batch[b"labels"])):
                     d = tmp / split / CLASSES[label]

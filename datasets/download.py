@@ -171,7 +171,9 @@ def extract(archive: Path, dest: Path) -> Path:
             with tarfile.open(archive) as t:
                 members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
                 _check_inside(tmp, [m.name for m in members])
-                t.extractall(tmp, members=members)
+                # the "data" filter: no setuid/setgid bits, no device files, the user's ownership
+                # (as root, extractall would keep the archive's owners and modes)
+                t.extractall(tmp, members=members, filter="data")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

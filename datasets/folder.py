@@ -6,13 +6,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bench.core.errors import DatasetError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"}
 SHOTS_SEED = 0  # the few-shot subset is part of the dataset, not of the run seed
 VAL_SEED = 1    # so is the validation split carved from train
+MAX_PIXELS = 64_000_000   # an image larger than this is a bad image (a decompression bomb, or not a photo)
+MAX_ASPECT = 50           # nor is one whose long side is more than 50 times its short side
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses to decode beyond it (DecompressionBombError at 2x)
+
+
+class BadImage(ValueError):
+    """An image the suite will not decode: over the pixel budget or the aspect-ratio cap."""
+
+
+def decode(path) -> Image.Image:
+    """An image as 8-bit RGB, upright (EXIF orientation applied), within the pixel budget and the
+    aspect cap; 16-bit images scaled to 8 bits, not clipped."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise BadImage(f"{w}x{h} pixels, more than the limit of {MAX_PIXELS}")
+        if max(w, h) > MAX_ASPECT * max(1, min(w, h)):
+            raise BadImage(f"{w}x{h} pixels: aspect ratio beyond {MAX_ASPECT}:1")
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+            a = np.asarray(img, dtype=np.int64)
+            bits16 = img.mode != "I" or a.max(initial=0) > 255
+            img = Image.fromarray((np.clip(a, 0, 65535) >> 8 if bits16 else a).astype(np.uint8), "L")
+        return img.convert("RGB")
 
 
 @dataclass
@@ -24,7 +48,7 @@ class ImageFolder:
     classes: list[str]
     samples: list[tuple[Path, int]]
     skip_bad_images: bool = False
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)   # {"path", "why"} of each image skipped
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -38,11 +62,10 @@ class ImageFolder:
         (or returns None and is remembered when ``skip_bad_images``)."""
         path = self.samples[index][0]
         try:
-            with Image.open(path) as img:
-                return img.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            return decode(path)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             if self.skip_bad_images:
-                self.skipped.append(str(path))
+                self.skipped.append({"path": str(path), "why": f"{type(e).__name__}: {str(e)[:200]}"})
                 return None
             raise DatasetError(
                 f"cannot decode image {path}: {e.__class__.__name__}: {e} "
@@ -65,7 +88,7 @@ class ImageFolder:
                                f"(has: {', '.join(self.classes)})")
         new = {self.classes.index(c): i for i, c in enumerate(classes)}
         kept = [(p, new[y]) for p, y in self.samples if y in new]
-        return ImageFolder(self.root, self.split, list(classes), kept, self.skip_bad_images)
+        return ImageFolder(self.root, self.split, list(classes), kept, self.skip_bad_images, self.skipped)
 
     def _by_class(self) -> dict[int, list[tuple[Path, int]]]:
         by_class: dict[int, list[tuple[Path, int]]] = {}
@@ -74,7 +97,8 @@ class ImageFolder:
         return by_class
 
     def _with(self, samples, split: str | None = None) -> "ImageFolder":
-        return ImageFolder(self.root, split or self.split, self.classes, samples, self.skip_bad_images)
+        """A subset; it shares the list of skipped images with this folder (one list per split)."""
+        return ImageFolder(self.root, split or self.split, self.classes, samples, self.skip_bad_images, self.skipped)
 
     def subsample(self, shots: int) -> "ImageFolder":
         """Keep ``shots`` images per class, chosen by a fixed seed (same subset every run)."""
@@ -135,6 +159,7 @@ def read_image_folder(root: str | os.PathLike, split: str, *, skip_bad_images: b
     if stray:
         raise DatasetError(f"{split_dir} holds files outside class directories: {', '.join(stray[:5])}")
     samples: list[tuple[Path, int]] = []
+    skipped: list[dict] = []
     for label, name in enumerate(classes):
         files = sorted(p for p in (split_dir / name).iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
@@ -142,15 +167,19 @@ def read_image_folder(root: str | os.PathLike, split: str, *, skip_bad_images: b
         for p in files:
             if p.suffix.lower() not in IMAGE_EXTENSIONS:
                 if skip_bad_images:
+                    skipped.append({"path": str(p), "why": f"not an image (extension {p.suffix or 'none'})"})
                     continue
                 raise DatasetError(
                     f"{p} is not an image (extension {p.suffix or 'none'}; expected one of "
                     f"{', '.join(sorted(IMAGE_EXTENSIONS))}); remove it or pass --skip-bad-images"
                 )
-            if p.stat().st_size == 0 and not skip_bad_images:
-                raise DatasetError(f"{p} is empty (0 bytes); remove it or pass --skip-bad-images")
+            if p.stat().st_size == 0:
+                if not skip_bad_images:
+                    raise DatasetError(f"{p} is empty (0 bytes); remove it or pass --skip-bad-images")
+                skipped.append({"path": str(p), "why": "empty (0 bytes)"})
+                continue
             samples.append((p, label))
-    return ImageFolder(root, split, classes, samples, skip_bad_images)
+    return ImageFolder(root, split, classes, samples, skip_bad_images, skipped)
 
 
 def check_same_classes(train: ImageFolder, evaluation: ImageFolder) -> None:

@@ -54,8 +54,10 @@ class BatchLoader:
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
         return self.transform(img, rng), self.dataset.samples[index][1]
 
-    def _collate(self, items) -> Batch:
+    def _collate(self, items) -> Batch | None:
         items = [it for it in items if it is not None]
+        if not items:  # every image of the batch was skipped (--skip-bad-images)
+            return None
         x = np.stack([it[0] for it in items])
         y = np.array([it[1] for it in items], dtype=np.int32)
         return x, y
@@ -86,8 +88,8 @@ class BatchLoader:
             pending = None
             for chunk in chunks:
                 nxt = [pool.submit(self._sample, int(i)) for i in chunk]
-                if pending is not None:
-                    yield self._collate([f.result() for f in pending])
+                if pending is not None and (batch := self._collate([f.result() for f in pending])):
+                    yield batch
                 pending = nxt
-            if pending is not None:
-                yield self._collate([f.result() for f in pending])
+            if pending is not None and (batch := self._collate([f.result() for f in pending])):
+                yield batch

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny image folders written by the tests, the fake backend."""
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,18 @@ def write_image_folder(root: Path, splits=("train", "test"), classes=("a", "b"),
                 arr = np.clip(base_colour + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(arr).save(d / f"{i:02d}.png")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_child_left_behind():
+    """The test run leaves no ``bench _exec``/``bench _step`` process alive (of its own)."""
+    from .processes import bench_children, wait_for_none
+    before = {pid for pid, _ in bench_children()}
+    yield
+    left = [(pid, cmd) for pid, cmd in wait_for_none("", 15) if pid not in before]
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"the tests left bench children running: {left}"
 
 
 @pytest.fixture(autouse=True)

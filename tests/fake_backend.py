@@ -28,7 +28,7 @@ FAKE_INFO = BackendInfo("tests.fake_backend:FakeBackend", "none", ("numpy",))
 
 
 # Fault injection for the isolation tests (read in the child process):
-# FAKE_FAULT=crash|kill|killparent|hang|nan|slow, FAKE_FAULT_STEP=N (default 2),
+# FAKE_FAULT=crash|kill|killparent|hang|nan|slow|filldisk, FAKE_FAULT_STEP=N (default 2),
 # FAKE_FAULT_CLASSES=K: only in models with K classes (e.g. only the pretrain step).
 FAULT = os.environ.get("FAKE_FAULT")
 FAULT_STEP = int(os.environ.get("FAKE_FAULT_STEP", "2"))
@@ -101,6 +101,13 @@ class FakeModel(Model):
                 time.sleep(3600)
             if FAULT == "slow":  # a run long enough to be caught mid-flight
                 time.sleep(float(os.environ.get("FAKE_FAULT_SLEEP", "2")))
+            if FAULT == "filldisk":  # fill the filesystem of FAKE_FAULT_FILL (a test's small tmpfs)
+                with open(os.environ["FAKE_FAULT_FILL"], "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * (1 << 20))
+                    except OSError:
+                        pass
             if FAULT == "nan":
                 self.diverge_after = 0
         h, logits = self._forward(x)

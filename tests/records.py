@@ -1,5 +1,5 @@
 """Strict record loading for tests: every file under the paths must be a readable run record."""
-from bench.core.records import read_records
+from bench.records.store import read_records
 
 
 def load_records(paths) -> list[dict]:

@@ -8,10 +8,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.plan.config import RANGES, Range
 from bench.report.format import FORMATS
 
-DEFAULT_OUT = Path("runs")                  # a user's own records (git-ignored)
 PUBLISHED = Path("results") / "runs"        # what results/README.md is generated from
+
+
+def default_out() -> Path:
+    """Where a user's records go unless --out says: ``BENCH_OUT``; else ``runs/`` of the checkout
+    (beside pyproject.toml; git-ignored), wherever the command runs from, so a run started inside
+    ``results/`` never writes there; else ``runs/`` in the working directory (an installed bench)."""
+    import os
+
+    from bench.measure.environment import PROJECT_ROOT
+    if os.environ.get("BENCH_OUT"):
+        return Path(os.environ["BENCH_OUT"])
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "runs"
+    return Path("runs")
 
 
 def csv(value: str) -> list[str]:
@@ -19,43 +33,61 @@ def csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def integer(low: int, high: int | None = None):
-    """argparse type: an integer in [low, high]."""
-    def parse(text: str) -> int:
-        span = f">= {low}" if high is None else f"in [{low}, {high}]"
+def names(value: str) -> list[str]:
+    """argparse type: a non-empty comma-separated list of distinct names."""
+    items = csv(value)
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated names, got {value!r}")
+    twice = sorted({v for v in items if items.count(v) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given more than once")
+    return items
+
+
+def ranged(valid: Range):
+    """argparse type: a number within ``valid`` (finite; an integer where it says so)."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = int(text) if valid.integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
+        if not valid.holds(value):
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text}")
         return value
+    parse.range = valid
     return parse
 
 
-def integers(text: str) -> list[int]:
-    """argparse type: comma-separated integers."""
-    try:
-        return [int(v) for v in csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def ranged_list(valid: Range):
+    """argparse type: a comma-separated list of numbers within ``valid``, no duplicates."""
+    one = ranged(valid)
 
-
-def number(low: float, high: float | None = None, *, low_open: bool = True, high_open: bool = False):
-    """argparse type: a float in the interval (low, high] (ends as given)."""
-    span = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}' + (')' if high_open else ']')}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in {span}, got {text!r}") from None
-        bad_low = value <= low if low_open else value < low
-        bad_high = high is not None and (value >= high if high_open else value > high)
-        if bad_low or bad_high or value != value:
-            raise argparse.ArgumentTypeError(f"must be a number in {span}, got {text}")
-        return value
+    def parse(text: str) -> list:
+        values = [one(v) for v in csv(text)]
+        if not values or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"expected distinct comma-separated values, each {valid}; got {text!r}")
+        return values
+    parse.range = valid
     return parse
+
+
+def state_ranges(parser: argparse.ArgumentParser) -> None:
+    """Append each ranged option's range to its ``--help`` line (the range is stated once: its type)."""
+    for action in parser._actions:
+        valid = getattr(action.type, "range", None)
+        if valid is not None:
+            action.help = f"{action.help}; {valid}" if action.help else str(valid)
+
+
+# Ranges of options that are not RunConfig fields
+SEEDS = Range(1, 1000, integer=True)
+TIMEOUT = Range(0, 7 * 86400, low_open=True)          # seconds
+RETRIES = Range(0, 10, integer=True)
+TRIALS = Range(1, 256, integer=True)
+ROUNDS = Range(1, 100, integer=True)
+STEPS = Range(3, 10_000, integer=True)
+FRACTION = Range(0, 1)
+FACTOR = Range(1, 100)
 
 
 def setting(text: str) -> tuple[str, str]:
@@ -72,14 +104,14 @@ def add_format(p: argparse.ArgumentParser) -> None:
 
 def add_step_args(p: argparse.ArgumentParser, sizes: str) -> None:
     """What a timed train-step measurement takes (``bench overhead``, ``bench tune``)."""
-    p.add_argument("--backend", type=csv, default=csv("mxnet,mindspore,torch"), help="comma-separated backends")
-    p.add_argument("--model", type=csv, default=csv("resnet18"), help="comma-separated architectures")
-    p.add_argument("--image-size", type=integers, default=integers(sizes),
-                   help=f"comma-separated sizes (default {sizes})")
-    p.add_argument("--batch-size", type=integer(1), default=16)
-    p.add_argument("--steps", type=integer(3), default=15, help="timed steps per process")
-    p.add_argument("--warmup", type=integer(0), default=3, help="steps after the compile step, not timed")
-    p.add_argument("--timeout", type=number(0), default=900, help="seconds per measuring process")
+    p.add_argument("--backend", type=names, default=names("mxnet,mindspore,torch"), help="comma-separated backends")
+    p.add_argument("--model", type=names, default=names("resnet18"), help="comma-separated architectures")
+    p.add_argument("--image-size", type=ranged_list(RANGES["image_size"]), default=ranged_list(RANGES["image_size"])(sizes),
+                   help=f"comma-separated sizes in px (default {sizes})")
+    p.add_argument("--batch-size", type=ranged(RANGES["batch_size"]), default=16)
+    p.add_argument("--steps", type=ranged(STEPS), default=15, help="timed steps per process")
+    p.add_argument("--warmup", type=ranged(RANGES["warmup_steps"]), default=3, help="steps after the compile step, not timed")
+    p.add_argument("--timeout", type=ranged(TIMEOUT), default=900, help="seconds per measuring process")
     p.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
                    help="an environment setting for every measuring process (e.g. OMP_NUM_THREADS=2)")
     add_format(p)
@@ -92,7 +124,7 @@ def readable_records(paths: list[Path], strict: bool, kind: str = "run") -> list
     import sys
 
     from bench.core.errors import BenchError
-    from bench.core.records import read_records
+    from bench.records.store import read_records
     records, problems = read_records(paths, kind)
     for problem in problems:
         print(f"bench: skipped: {problem}", file=sys.stderr)

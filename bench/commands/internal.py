@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from bench.core.records import write_json_atomic
+    from bench.records.store import write_json_atomic
     from bench.execute.runner import execute
     from bench.plan.config import RunConfig
 
@@ -21,7 +21,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    from bench.core.records import write_json_atomic
+    from bench.records.store import write_json_atomic
     from bench.speed.step import time_loops
     write_json_atomic(args.result_file, time_loops(json.loads(args.spec)))
     return 0

@@ -5,15 +5,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .args import DEFAULT_OUT, PUBLISHED, add_format, number, readable_records
+from .args import FACTOR, FRACTION, PUBLISHED, add_format, default_out, ranged, readable_records
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.tables import render_report
 
-    from bench.core.records import read_records
+    from bench.records.store import read_records
 
-    paths = args.paths or [DEFAULT_OUT]
+    paths = args.paths or [default_out()]
     records = readable_records(paths, args.strict)
     studies, _ = read_records(paths, "study")
     print(render_report(records, args.format, sources=" ".join(map(str, paths)), studies=studies))
@@ -36,7 +36,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def add(sub) -> None:
     rep = sub.add_parser("report", help="tables (and plots) from result records")
     rep.add_argument("paths", nargs="*", type=Path,
-                     help=f"record files or directories (default {DEFAULT_OUT}/; the published ones: {PUBLISHED})")
+                     help=f"record files or directories (default: runs/ of the checkout, or BENCH_OUT; the published "
+                          f"ones: {PUBLISHED})")
     add_format(rep)
     rep.add_argument("--plots", type=Path, help="also write PNG plots (accuracy curves, gaps, step time) to DIR")
     rep.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
@@ -45,9 +46,9 @@ def add(sub) -> None:
     cmp_.add_argument("a", type=Path)
     cmp_.add_argument("b", type=Path)
     add_format(cmp_)
-    cmp_.add_argument("--min-effect", type=number(0, 1, low_open=False), default=0.01,
+    cmp_.add_argument("--min-effect", type=ranged(FRACTION), default=0.01,
                       help="smallest top-1 change worth marking (fraction; default 0.01)")
-    cmp_.add_argument("--factor", type=number(1, low_open=False), default=1.05,
+    cmp_.add_argument("--factor", type=ranged(FACTOR), default=1.05,
                       help="smallest step-time ratio worth marking (default 1.05)")
     cmp_.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
     cmp_.set_defaults(func=cmd_compare)

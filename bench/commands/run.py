@@ -10,14 +10,16 @@ from bench.plan.config import OPTIMIZERS, SCRATCH_INITS, RunConfig
 from bench.plan.experiments import EXPERIMENTS, get_experiment
 from bench.plan.strategies import ALL_STRATEGIES, make_plan
 
-from .args import DEFAULT_OUT, PUBLISHED, csv, integer, number
+from bench.plan.config import RANGES
+
+from .args import PUBLISHED, RETRIES, SEEDS, TIMEOUT, TRIALS, default_out, names, ranged, state_ranges
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="mxnet", help="backend(s), comma-separated (see `bench list`)")
+    p.add_argument("--backend", type=names, default=names("mxnet"), help="backend(s), comma-separated (see `bench list`)")
     p.add_argument("--experiment", help=f"one of {', '.join(EXPERIMENTS)} (default: digits-transfer; "
                    "the dataset's own experiment with --dataset; folder with --data-dir)")
-    p.add_argument("--arms", default="finetune,scratch", help="finetune,scratch (either or both)")
+    p.add_argument("--arms", type=names, default=names("finetune,scratch"), help="finetune,scratch (either or both)")
     p.add_argument("--strategy", help="fine-tuning strategy, comma-separated list, or 'all' "
                    "(default: the experiment's; see `bench list`)")
     p.add_argument("--model", help="architecture (default: the experiment's, per backend)")
@@ -25,20 +27,21 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="your own image folder: DIR/<split>/<class>/<image>")
     p.add_argument("--train-split", help="default: train")
     p.add_argument("--eval-split", help="default: test (canidae: val)")
-    p.add_argument("--shots", type=integer(1), help="images per class kept in the train split")
-    p.add_argument("--eval-shots", type=integer(1), help="images per class kept in the eval split (default: all)")
-    p.add_argument("--search", type=integer(1, 256), metavar="N",
+    p.add_argument("--shots", type=ranged(RANGES["shots"]), help="images per class kept in the train split")
+    p.add_argument("--eval-shots", type=ranged(RANGES["eval_shots"]),
+                   help="images per class kept in the eval split (default: all)")
+    p.add_argument("--search", type=ranged(TRIALS), metavar="N",
                    help="tune every arm and strategy alike: N quasi-random trials (lr over 3 decades around its "
                         "recipe, weight decay, schedule x1/2/4) chosen on a validation split carved from train, "
                         "never on test; the winner re-runs over --seeds and only those runs are scored on test")
-    p.add_argument("--search-seed", type=integer(0), default=0, help="the trials' sampler seed (the same points "
+    p.add_argument("--search-seed", type=ranged(RANGES["seed"]), default=0, help="the trials' sampler seed (the same points "
                    "for every arm and backend)")
-    p.add_argument("--val-shots", type=integer(1), help="validation images per class taken from the train split, "
+    p.add_argument("--val-shots", type=ranged(RANGES["val_shots"]), help="validation images per class taken from the train split, "
                    "never among the training shots (default with --search: the experiment's)")
-    p.add_argument("--val-fraction", type=number(0, 1, high_open=True),
+    p.add_argument("--val-fraction", type=ranged(RANGES["val_fraction"]),
                    help="carve this fraction of train (per class) as a validation split: the best epoch is "
                         "chosen on it and its test accuracy reported")
-    p.add_argument("--classes", type=csv, help="keep only these classes, comma-separated")
+    p.add_argument("--classes", type=names, help="keep only these classes, comma-separated")
     p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
     p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
     p.add_argument("--pretrained", help="suite | imagenet (one canonical file, every backend) | zoo (each "
@@ -49,14 +52,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scratch-init", choices=SCRATCH_INITS + ("both",),
                    help="scratch arm: shared (one canonical random init per architecture, classes and seed, "
                         "the same on every backend; default), native (each framework's initialiser), or both")
-    p.add_argument("--epochs", type=integer(1))
-    p.add_argument("--batch-size", type=integer(1))
+    p.add_argument("--epochs", type=ranged(RANGES["epochs"]))
+    p.add_argument("--batch-size", type=ranged(RANGES["batch_size"]))
     p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=number(0), help="base lr of the fine-tuned arms")
-    p.add_argument("--scratch-lr", type=number(0), help="lr of the scratch arm")
-    p.add_argument("--momentum", type=number(0, 1, low_open=False, high_open=True))
-    p.add_argument("--weight-decay", "--wd", type=number(0, low_open=False), dest="weight_decay")
-    p.add_argument("--image-size", type=integer(1), help="train crop / eval crop size in pixels "
+    p.add_argument("--lr", type=ranged(RANGES["lr"]), help="base lr of the fine-tuned arms")
+    p.add_argument("--scratch-lr", type=ranged(RANGES["lr"]), help="lr of the scratch arm")
+    p.add_argument("--momentum", type=ranged(RANGES["momentum"]))
+    p.add_argument("--weight-decay", "--wd", type=ranged(RANGES["weight_decay"]), dest="weight_decay")
+    p.add_argument("--image-size", type=ranged(RANGES["image_size"]), help="train crop / eval crop size in pixels "
                    "(at least the architecture's minimum, see `bench list`)")
     p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
     p.add_argument("--stem", choices=["imagenet", "cifar"],
@@ -67,16 +70,19 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["graph", "pynative"],
                    help="graph: compiled step (MindSpore GRAPH_MODE, Gluon hybridize); pynative: eager")
     p.add_argument("--loader", choices=["shared", "native"], help="shared numpy pipeline or the framework's own")
-    p.add_argument("--seed", type=integer(0), default=0, help="first seed")
-    p.add_argument("--seeds", type=integer(1), default=1, help="number of seeds per configuration")
-    p.add_argument("--target-accuracy", type=number(0, 1), help="time-to-accuracy target (a fraction in (0, 1])")
-    p.add_argument("--warmup-steps", type=integer(0), help="steps after the compile step excluded from stats")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help=f"directory for the JSON records (default {DEFAULT_OUT}/; publish with --out {PUBLISHED})")
+    p.add_argument("--seed", type=ranged(RANGES["seed"]), default=0, help="first seed")
+    p.add_argument("--seeds", type=ranged(SEEDS), default=1, help="number of seeds per configuration")
+    p.add_argument("--target-accuracy", type=ranged(RANGES["target_accuracy"]),
+                   help="time-to-accuracy target (a fraction)")
+    p.add_argument("--warmup-steps", type=ranged(RANGES["warmup_steps"]),
+                   help="steps after the compile step excluded from stats")
+    p.add_argument("--out", type=Path, help=f"directory for the JSON records (default: runs/ of the checkout, or "
+                   f"BENCH_OUT; publish with --out {PUBLISHED})")
     p.add_argument("--cache-dir", type=Path, help="pretrained-weight cache (env BENCH_CACHE_DIR)")
     p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
-    p.add_argument("--timeout", type=number(0), help="per-job time limit in seconds (the job is recorded as failed)")
+    p.add_argument("--timeout", type=ranged(TIMEOUT), help="per-job time limit in seconds (the job is recorded as "
+                   "failed); default: derived per job from its declared budget (README, Fault tolerance)")
     p.add_argument("--in-process", action="store_true",
                    help="run jobs in this process instead of one subprocess each (debugging)")
     p.add_argument("--resume", action="store_true",
@@ -87,7 +93,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", action="store_true",
                    help="accuracy-only sweep: jobs may share a machine; step times are marked packed and "
                         "kept out of speed tables and gates")
-    p.add_argument("--max-retries", type=integer(0), default=0,
+    p.add_argument("--max-retries", type=ranged(RETRIES), default=0,
                    help="ray: retries of a job whose worker died (default 0: a crash is a record, never hidden)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -129,12 +135,15 @@ def _common_overrides(args: argparse.Namespace) -> dict:
 def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     """Expand CLI choices into one RunConfig per (backend, seed, arm, strategy, scratch init)."""
     experiment = get_experiment(_experiment_name(args))
-    arms = csv(args.arms)
+    arms = list(args.arms)
     for arm in arms:
         if arm not in ("finetune", "scratch"):
             raise ConfigError(f"unknown arm {arm!r} in --arms; valid: finetune, scratch")
     strategy = args.strategy or experiment.strategy
-    strategies = list(ALL_STRATEGIES) if strategy == "all" else csv(strategy)
+    try:
+        strategies = list(ALL_STRATEGIES) if strategy == "all" else names(strategy)
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(f"--strategy: {e}") from None
     for s in strategies:
         make_plan(s)  # validates
     if "scratch" in strategies and "scratch" not in arms:
@@ -142,7 +151,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     inits = list(SCRATCH_INITS) if args.scratch_init == "both" else [args.scratch_init or "shared"]
     common = _common_overrides(args)
     configs = []
-    for backend in csv(args.backend):
+    for backend in args.backend:
         for seed in range(args.seed, args.seed + args.seeds):
             for arm in arms:
                 if arm == "scratch":
@@ -169,7 +178,7 @@ def _run_options(args: argparse.Namespace):
     from bench.execute.local import RunOptions
     from bench.execute.runner import default_cache_dir
     from datasets.registry import default_data_root
-    return RunOptions(out=args.out, cache_dir=Path(args.cache_dir or default_cache_dir()),
+    return RunOptions(out=args.out or default_out(), cache_dir=Path(args.cache_dir or default_cache_dir()),
                       data_root=Path(args.data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root()),
                       timeout=args.timeout, progress=not args.no_progress, skip_bad_images=args.skip_bad_images,
                       in_process=args.in_process, resume=args.resume, packed=args.pack)
@@ -199,6 +208,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bench.plan.preflight import check_sweep
 
+    if args.executor != "ray" and (args.ray_address or args.max_retries):
+        raise ConfigError("--ray-address and --max-retries are for --executor ray; the local executor "
+                          "runs every job here, once")
     configs = build_configs(args)
     check_backends(configs)
     opts = _run_options(args)
@@ -227,4 +239,5 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add(sub) -> None:
     run = sub.add_parser("run", help="train fine-tuned and scratch arms, write one record per run")
     add_run_args(run)
+    state_ranges(run)
     run.set_defaults(func=cmd_run)

@@ -5,13 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_step_args, csv, integer, readable_records, setting
+from .args import ROUNDS, add_step_args, names, ranged, readable_records, setting, state_ranges
 
 
-def _check_installed(backends: list[str]) -> None:
-    from backends.registry import check_installed
-    for name in backends:
+def check_steps(args: argparse.Namespace) -> None:
+    """Before measuring anything: every backend installed and building every model, every
+    strategy known, every image size at least the model's minimum."""
+    from architectures import get_spec
+    from backends.registry import backend_info, check_installed, models_for
+    from bench.core.errors import ConfigError
+    from bench.plan.strategies import make_plan
+    for name in args.backend:
         check_installed(name)
+    for strategy in args.strategy if isinstance(args.strategy, list) else [args.strategy]:
+        make_plan(strategy)
+    for model in args.model:
+        spec = get_spec(model)
+        low = spec.min_size("imagenet")
+        small = [s for s in args.image_size if s < low]
+        if small:
+            raise ConfigError(f"--image-size {small[0]} is below {model}'s minimum of {low} px")
+        for name in args.backend:
+            if not backend_info(name).builds(name, model):
+                raise ConfigError(f"model {model!r} is not available on backend {name!r}; "
+                                  f"that backend has: {', '.join(models_for(name))}")
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
@@ -20,7 +37,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         print(overhead_report(readable_records([args.source], False, "overhead"), args.format, args.source))
         return 0
     from bench.speed.overhead import measure_overhead
-    _check_installed(args.backend)
+    check_steps(args)
     records = measure_overhead(args)
     print()
     print(render_overhead(records, args.format))
@@ -33,7 +50,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(tune_report(readable_records([args.source], False, "tune"), args.format, args.source))
         return 0
     from bench.speed.tune import measure_tune
-    _check_installed(args.backend)
+    check_steps(args)
     for rec in measure_tune(args):
         print(render_tune(merge_tune([rec])[0], args.format))
     return 0
@@ -46,9 +63,9 @@ def add(sub) -> None:
     ov = sub.add_parser("overhead", help="harness train step vs each framework's own minimal loop, "
                                          "side by side, one process each")
     add_step_args(ov, "32,112")
-    ov.set_defaults(model=csv("resnet18,efficientnet_lite0"), func=cmd_overhead)
-    ov.add_argument("--strategy", type=csv, default=csv("full,linear-probe"), help="comma-separated strategies")
-    ov.add_argument("--rounds", type=integer(1), default=2, help="native/harness process pairs per combination")
+    ov.set_defaults(model=names("resnet18,efficientnet_lite0"), func=cmd_overhead)
+    ov.add_argument("--strategy", type=names, default=names("full,linear-probe"), help="comma-separated strategies")
+    ov.add_argument("--rounds", type=ranged(ROUNDS), default=2, help="native/harness process pairs per combination")
     ov.add_argument("--design", choices=["processes", "interleaved"], default="processes",
                     help="processes: each loop in its own process; interleaved: both in one process, "
                          "alternating step by step (paired; for machines whose speed varies by process)")
@@ -57,9 +74,11 @@ def add(sub) -> None:
     tu = sub.add_parser("tune", help="time one backend's train step under each runtime setting (threads, "
                                      "oneDNN ISA, compile level, ...)")
     add_step_args(tu, "32,112")
-    tu.set_defaults(backend=csv("mindspore"), steps=8, warmup=2, func=cmd_tune)
-    tu.add_argument("--rounds", type=integer(1), default=2, help="processes per setting, model and size")
+    tu.set_defaults(backend=names("mindspore"), steps=8, warmup=2, func=cmd_tune)
+    tu.add_argument("--rounds", type=ranged(ROUNDS), default=2, help="processes per setting, model and size")
     tu.add_argument("--strategy", default="full")
     tu.add_argument("--knob", type=setting, action="append", default=[], metavar="NAME=VALUE",
                     help="try this setting (repeatable; default: the values backends/registry.py lists)")
     tu.add_argument("--out", type=Path, default=TUNE_OUT, help=f"directory for the record (default {TUNE_OUT}/)")
+    state_ranges(ov)
+    state_ranges(tu)

@@ -1,2 +1,2 @@
-"""The suite's shared vocabulary: its errors and its records (one schema, one builder,
-one loader, atomic writes). Imports nothing else of the suite; every layer may use it."""
+"""The suite's shared vocabulary: its errors, whole-or-nothing file writing, and the bounds
+on an untrusted pickle. Imports nothing else of the suite; every layer may use it."""

@@ -27,3 +27,7 @@ class CheckpointError(BenchError):
 
 class DivergedError(BenchError):
     """Training produced a non-finite loss."""
+
+
+class DiskFull(BenchError):
+    """The disk under an output folder is full: the sweep stops, saying what did not run."""

@@ -16,11 +16,14 @@ those reach the ``killpg`` below too.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 from bench.measure.timing import Phases
 
@@ -40,6 +43,30 @@ def _die_with_parent(parent: int):
     return set_signal
 
 
+@contextmanager
+def running_lock(cache_dir, key: str):
+    """Hold ``<cache>/running/<key>.lock`` while a job of config hash ``key`` runs; yields its
+    descriptor (pass it to the child: the lock then lives as long as the child does). A second
+    sweep that reaches the same configuration (``--resume`` while an old child still trains)
+    waits for it instead of running it twice beside it."""
+    path = Path(cache_dir) / "running" / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            print(f"waiting: configuration {key} is still running (pid {holder}); not starting it twice",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -48,11 +75,12 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr) -> int | None:
+def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr, pass_fds=()) -> int | None:
     """Run ``python -m bench ARGS`` to the end; its exit code, or None when it ran past
-    ``timeout`` seconds (then it and its process group are killed)."""
+    ``timeout`` seconds (then it and its process group are killed). ``pass_fds``: descriptors
+    the child keeps (a lock that must live exactly as long as the child)."""
     env = dict(env, **{Phases.SPAWNED_AT: repr(time.time())})  # the child's startup time is recorded
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=stderr, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=stderr, env=env, pass_fds=tuple(pass_fds),
                             start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     try:
         return proc.wait(timeout=timeout)

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from backends.settings import child_env
-from bench.core.records import failed_record, read_record, save_record
+from bench.records.store import failed_record, read_record, save_record
 
-from .child import run_bench_child
+from .child import run_bench_child, running_lock
 
 STDERR_TAIL = 2000  # characters of the child's stderr kept in a failed record
 
@@ -48,10 +48,12 @@ def run_child(job, opts, out_dir: Path, settings_from: dict | None = None) -> tu
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         result_file, stderr_file = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         env = child_env(job.config.backend, settings_from=settings_from)
-        with open(stderr_file, "w") as err:
-            code = run_bench_child(child_args(job, opts, out_dir, result_file), env, opts.timeout, err)
+        timeout = opts.timeout or job.config.default_timeout_s()
+        with open(stderr_file, "w") as err, running_lock(opts.cache_dir, job.key) as lock:
+            code = run_bench_child(child_args(job, opts, out_dir, result_file), env, timeout, err, pass_fds=(lock,))
         if code is None:
-            reason = f"timed out after {opts.timeout:g} s (--timeout); child killed"
+            limit = "--timeout" if opts.timeout else "the default from the job's budget; --timeout to change it"
+            reason = f"timed out after {timeout:g} s ({limit}); child killed"
         else:
             reason = None if result_file.exists() else describe_exit(code)
         outcome = json.loads(result_file.read_text()) if result_file.exists() and reason is None else None

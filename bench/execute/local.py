@@ -14,7 +14,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.records import failed_record, read_records, save_record
+from bench.core.errors import DiskFull
+from bench.records.store import failed_record, read_records, save_record
 from bench.measure.timing import machine_lock
 from bench.plan.sweep import Job
 
@@ -58,12 +59,29 @@ def run_job(job: Job, opts: RunOptions) -> dict:
         return execute_isolated(job, opts)
 
 
+def stopped(error: DiskFull, not_run: int, total: int) -> DiskFull:
+    """The one line a sweep ends with when its output disk is full."""
+    return DiskFull(f"{error}; the sweep stopped: {not_run} of {total} jobs not run or not recorded. Free space "
+                    "and run the same command again with --resume (finished jobs are kept and skipped)")
+
+
 def run_local(plan: list[Job], opts: RunOptions) -> list[dict]:
-    """Run the plan here, one job at a time; returns every record of the sweep."""
+    """Run the plan here, one job at a time; returns every record of the sweep. A full disk
+    under --out ends the sweep with one line saying how many jobs did not run."""
+    records: list[dict] = []
+    handled = [0]  # jobs recorded, skipped or cached so far
+    try:
+        _run_all(plan, opts, records, handled)
+    except DiskFull as e:
+        raise stopped(e, len(plan) - handled[0], len(plan)) from None
+    return records
+
+
+def _run_all(plan: list[Job], opts: RunOptions, records: list[dict], handled: list[int]) -> None:
     done = finished_records(opts.out) if opts.resume else {}
     failed: dict[str, str] = {}
-    records = []
     for i, job in enumerate(plan, 1):
+        handled[0] = i - 1
         head = f"[{i}/{len(plan)}]"
         if job.is_pretrain and job.weights.exists():
             print(f"{head} pretrain cached: {job.weights}")
@@ -83,7 +101,6 @@ def run_local(plan: list[Job], opts: RunOptions) -> list[dict]:
         if job.is_pretrain and rec["status"] != "ok":
             failed[job.key] = rec["error"]
         records.append(rec)
-    return records
 
 
 def report_outcome(rec: dict) -> None:

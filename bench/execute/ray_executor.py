@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import socket
 import sys
 import tempfile
@@ -34,14 +33,15 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from backends.settings import user_environment
-from bench.core.errors import BackendUnavailable
-from bench.core.records import failed_record, save_record
+from bench.core.errors import BackendUnavailable, DiskFull
+from bench.core.files import atomic_path
+from bench.records.store import failed_record, save_record
 from bench.measure.timing import machine_lock
 from bench.plan.config import RunConfig
 from bench.plan.sweep import Job
 
 from .isolate import run_child
-from .local import RunOptions, finished_records, not_run, report_outcome
+from .local import RunOptions, finished_records, not_run, report_outcome, stopped
 
 
 def import_ray():
@@ -104,11 +104,8 @@ def _place_weights(pretrain: dict, path: Path) -> None:
         raise ValueError("canonical weights from the object store do not match their sha256")
     if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == pretrain["sha256"]:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(pretrain["weights"])
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pretrain["weights"])
 
 
 def _resources(ray, opts: RunOptions, config: RunConfig) -> dict:
@@ -179,9 +176,11 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
                 records.append(_failed(job, e, opts))
                 continue
             records.append(_collect(result, job, opts))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DiskFull) as e:
         for ref in pending:
             ray.cancel(ref, force=True)
+        if isinstance(e, DiskFull):
+            raise stopped(e, len(pending) + 1, len(plan)) from None
         raise
     return records
 

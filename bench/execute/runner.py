@@ -19,7 +19,7 @@ from backends.base import OptimConfig
 from backends.registry import get_backend
 from backends.settings import effective_settings
 from bench.core.errors import BenchError, ConfigError, DivergedError
-from bench.core.records import new_record, save_record, utc_now
+from bench.records.store import new_record, save_record, utc_now
 from bench.measure.environment import capture_environment
 from bench.measure.accuracy import collapse_flags, summarize_accuracy, time_to_target
 from bench.measure.timing import ContentionProbe, StepTimer
@@ -163,6 +163,17 @@ def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
     return [None if split is None else make(split, i == 0) for i, split in enumerate(splits)]
 
 
+def _skipped(*splits: ImageFolder | None) -> list[dict]:
+    """Every image skipped (--skip-bad-images), once, with why: the splits may share one list."""
+    seen, out = set(), []
+    for split in filter(None, splits):
+        for item in split.skipped:
+            if item["path"] not in seen:
+                seen.add(item["path"])
+                out.append(item)
+    return out
+
+
 def _score(model, loader: BatchLoader, split: str) -> dict:
     t0 = time.perf_counter()
     result = evaluate(model, loader)
@@ -248,7 +259,10 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)
         record["data"]["eval_batch_size"] = loaders[-1].batch_size
-        train_and_evaluate(model, config, loaders, timer, record, progress)
+        try:
+            train_and_evaluate(model, config, loaders, timer, record, progress)
+        finally:
+            record["data"]["skipped"] = _skipped(train, validation, evaluation)
         record["accuracy"] = summarize_accuracy(config, record["curve"])
         record["time_to_accuracy"] = time_to_target(config, record["curve"], (timer.compile_ms or 0) / 1e3)
         record["flags"] = collapse_flags(record["curve"], len(train.classes))

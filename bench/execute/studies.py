@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 from bench.plan.study import Study, select
 from bench.plan.sweep import plan_sweep
 

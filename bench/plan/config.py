@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError
@@ -17,6 +18,42 @@ TEST_EVALS = ("epoch", "end", "never")  # when the eval (test) split is scored
 DEVICES = ("cpu", "gpu", "ascend")
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd: with the momentum given; momentum: the same, MindSpore's name
 SCRATCH_INITS = ("shared", "native")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: finite, within [low, high] (ends open as said), an int if ``integer``."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def __str__(self) -> str:
+        kind, fmt = ("an integer", "d") if self.integer else ("a number", "g")
+        low, high = (int(self.low), int(self.high)) if self.integer else (self.low, self.high)
+        return (f"{kind} in {'(' if self.low_open else '['}{low:{fmt}}, {high:{fmt}}"
+                f"{')' if self.high_open else ']'}")
+
+    def holds(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.integer and not isinstance(value, int)):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+SHOTS = Range(1, 1_000_000, integer=True)
+# Every number of a run: its sane range (stated in --help, checked on the command line and here).
+RANGES = {"epochs": Range(1, 10_000, integer=True), "batch_size": Range(1, 4096, integer=True),
+          "image_size": Range(1, 4096, integer=True), "warmup_steps": Range(0, 10_000, integer=True),
+          "seed": Range(0, 2 ** 31 - 1, integer=True), "shots": SHOTS, "eval_shots": SHOTS, "val_shots": SHOTS,
+          "trial": Range(0, 10_000, integer=True), "lr": Range(0, 10, low_open=True),
+          "momentum": Range(0, 1, high_open=True), "weight_decay": Range(0, 1),
+          "target_accuracy": Range(0, 1, low_open=True), "val_fraction": Range(0, 1, low_open=True, high_open=True)}
 
 
 @dataclass
@@ -86,23 +123,10 @@ class RunConfig:
 
     def validate_numbers(self) -> None:
         """Every number in range, with a message naming the option, the value and the range."""
-        checks = [("epochs", 1, None), ("batch_size", 1, None), ("image_size", 1, None), ("warmup_steps", 0, None),
-                  ("seed", 0, None), ("shots", 1, None), ("eval_shots", 1, None), ("val_shots", 1, None),
-                  ("trial", 0, None)]
-        for name, low, _ in checks:
+        for name, valid in RANGES.items():
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
-        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
-            raise ConfigError(f"--target-accuracy is a fraction in (0, 1], got {self.target_accuracy!r}")
-        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction!r}")
+            if value is not None and not valid.holds(value):
+                raise ConfigError(f"--{name.replace('_', '-')} must be {valid}, got {value!r}")
         if self.val_fraction is not None and self.val_shots is not None:
             raise ConfigError("--val-fraction and --val-shots both carve a validation split: choose one")
         if self.test_eval == "never" and self.trial is None:
@@ -110,6 +134,18 @@ class RunConfig:
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ConfigError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+
+    def default_timeout_s(self) -> float:
+        """How long a job of this configuration may run unless --timeout says otherwise: 10 minutes
+        to start, read data and compile, 5 s per training step and 50 ms per image scored, from the
+        budget the configuration declares (a dataset of unknown size counts as 50,000 train and
+        10,000 eval images); at most 24 hours. A hung job ends; a slow one is not cut short."""
+        classes = len(self.classes) if self.classes else 10
+        train = self.shots * classes if self.shots else 50_000
+        scored = (self.eval_shots * classes if self.eval_shots else 10_000) * (
+            self.epochs if self.test_eval == "epoch" else 1) + (self.val_shots or 0) * classes * self.epochs
+        steps = self.epochs * math.ceil(train / self.batch_size)
+        return float(min(600 + 5 * steps + 0.05 * scored, 24 * 3600))
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

@@ -56,10 +56,28 @@ def _check_split_dirs(config: RunConfig) -> None:
                               f"(has: {', '.join(sorted(have))})")
 
 
+def _check_registered(config: RunConfig) -> None:
+    """A registered dataset's splits and (CIFAR-10's) classes, known before anything is downloaded."""
+    from datasets.cifar import CLASSES
+    from datasets.registry import dataset_splits
+    splits = dataset_splits(config.dataset)
+    for option, split in (("--train-split", config.train_split), ("--eval-split", config.eval_split)):
+        if split not in splits:
+            raise ConfigError(f"{option} {split}: dataset {config.dataset} has the splits {', '.join(splits)}")
+    unknown = [c for c in config.classes or () if config.dataset == "cifar10" and c not in CLASSES]
+    if unknown:
+        raise ConfigError(f"--classes: {', '.join(unknown)} not in CIFAR-10 (has: {', '.join(CLASSES)})")
+
+
 def check_config(config: RunConfig) -> None:
-    """The paths one configuration names exist and are of the right kind."""
+    """The paths, splits, classes and checksums one configuration names exist and are well formed."""
+    from datasets.download import parse_checksum
     if config.data_dir:
         _check_split_dirs(config)
+    elif config.dataset != "folder":
+        _check_registered(config)
+    if config.archive_checksum:
+        parse_checksum(config.archive_checksum)
     if config.pretrained not in ("suite", "imagenet", "zoo", "none"):
         path = Path(config.pretrained)
         if not path.is_file():

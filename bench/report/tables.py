@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
-from bench.core.records import parse_time
+from bench.records.store import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt

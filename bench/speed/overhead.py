@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 
 from .step import LOOPS, measure, step_spec
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.registry import backend_info
-from bench.core.records import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 from bench.measure.environment import cpu_flags
 
 from .step import measure, step_spec

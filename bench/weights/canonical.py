@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.errors import CheckpointError
+from bench.core.files import atomic_path
 
 FORMAT = "bench-canonical/1"
 META_KEY = "__bench__"
@@ -65,15 +65,9 @@ def write_canonical(path, arch: str, state: dict[str, np.ndarray], source: dict 
     meta = {"format": FORMAT, "arch": arch, "source": source or {}, "tensors": len(state)}
     arrays = {name: np.ascontiguousarray(v, dtype=np.float32) for name, v in state.items()}
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return file_sha256(path)
 
 
@@ -142,8 +136,8 @@ def read_canonical(path) -> tuple[dict, dict[str, np.ndarray]]:
                 _member_header(z, info, path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, SyntaxError, MemoryError, OverflowError,
-            NotImplementedError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError,
+            SyntaxError, OverflowError, NotImplementedError) as e:  # not MemoryError: sizes are checked first
         raise CheckpointError(f"cannot read canonical weights {path}: {type(e).__name__}: {str(e)[:200]}") from None
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz without the {META_KEY!r} entry; "

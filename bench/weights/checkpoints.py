@@ -75,7 +75,7 @@ def _guarded(reader):
     def read(path) -> dict[str, np.ndarray]:
         try:
             return reader(path)
-        except (ValueError, UnicodeDecodeError, struct.error, OverflowError, MemoryError, RecursionError) as e:
+        except (ValueError, UnicodeDecodeError, struct.error, OverflowError, RecursionError) as e:
             raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {str(e)[:160]}") from None
     read.__doc__, read.__name__ = reader.__doc__, reader.__name__
     return read

@@ -10,7 +10,7 @@ arbitrary pickles. This reader understands both of torch's on-disk formats:
   the pickled object, the list of storage keys, then each storage as an int64
   element count followed by its raw little-endian bytes.
 
-Every pickle is first walked without being unpickled (``bench/weights/pickles.py``:
+Every pickle is first walked without being unpickled (``bench/core/pickles.py``:
 opcode count, expanded size and nesting depth bounded), then goes through an
 allow-listing unpickler: the
 header pickles may hold only plain values (no class at all), the state_dict
@@ -32,7 +32,7 @@ import numpy as np
 
 from bench.core.errors import CheckpointError
 
-from .pickles import MAX_PICKLE_BYTES, check_pickle
+from bench.core.pickles import MAX_PICKLE_BYTES, check_pickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 MAX_DIMS = 8
@@ -217,6 +217,7 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
             return _read_zip(path)
         with open(path, "rb") as f:
             return _read_legacy(f, path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            zipfile.BadZipFile, UnicodeDecodeError, OverflowError, MemoryError, RecursionError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, UnicodeDecodeError, OverflowError,
+            RecursionError, RuntimeError, OSError) as e:  # not MemoryError: the bounds must prevent it (fuzzed)
         raise CheckpointError(f"cannot read PyTorch checkpoint {path}: {type(e).__name__}: {str(e)[:200]}") from None

@@ -98,3 +98,20 @@ def test_cifar_transfer_pipeline_on_real_photos_tiny(fake_backend, tmp_path, mon
     assert rec["data"] == {**rec["data"], "train_images": 100, "eval_images": 500,
                            "classes": ["dog", "frog", "horse", "ship", "truck"]}
     assert rec["model"]["weights"]["source"] == "suite pretrain"
+
+
+def test_an_official_batch_that_would_run_code_is_refused(tmp_path):
+    import os as _os
+
+    class Payload:
+        def __reduce__(self):
+            return (_os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    raw = tmp_path / "cifar-10-batches-py"
+    raw.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(raw / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": Payload()}, f, protocol=2)
+    with pytest.raises(DatasetError, match="refusing to unpickle posix.system"):
+        cifar.batches_to_folder(raw, tmp_path / "folder")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "folder").exists()

@@ -44,7 +44,7 @@ def test_corrupt_image_is_named_on_decode(image_folder):
         ds.verify()
     ds = read_image_folder(image_folder, "train", skip_bad_images=True)
     ds.verify()
-    assert len(ds) == 12 and ds.skipped and "zz_corrupt.png" in ds.skipped[0]
+    assert len(ds) == 12 and ds.skipped and ds.skipped[0]["path"].endswith("zz_corrupt.png") and "Truncated" in ds.skipped[0]["why"]
 
 
 def test_truncated_jpeg_is_reported(tmp_path):

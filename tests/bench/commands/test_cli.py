@@ -1,4 +1,6 @@
 import subprocess
+
+import pytest
 import sys
 
 from bench.cli import main
@@ -111,9 +113,53 @@ def test_a_users_run_leaves_the_published_results_untouched(fake_backend, image_
     results = Path(__file__).resolve().parents[3] / "results"
     assert (results / "README.md").is_file()
     before = sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*"))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(results)  # a user standing in the published folder
+    monkeypatch.setenv("BENCH_OUT", str(tmp_path / "runs"))
     argv = ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(image_folder), "--image-size", "8",
             "--epochs", "1", "--pretrained", "none", "--no-progress"]
     assert main(argv) == 0
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 2  # the default --out: runs/ where the user is
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2
     assert sorted((p.relative_to(results), p.stat().st_mtime_ns) for p in results.rglob("*")) == before
+
+
+def test_the_default_out_is_the_checkouts_runs_wherever_the_command_runs(tmp_path, monkeypatch):
+    from bench.commands.args import default_out
+    from bench.measure.environment import PROJECT_ROOT
+    monkeypatch.delenv("BENCH_OUT", raising=False)
+    monkeypatch.chdir(PROJECT_ROOT / "results")
+    assert default_out() == PROJECT_ROOT / "runs"
+
+
+def test_records_and_weights_get_the_umask_mode(tmp_path):
+    import os
+    import numpy as np
+    from bench.records.store import write_json_atomic
+    from bench.weights.canonical import write_canonical
+    old = os.umask(0o022)
+    os.umask(old)
+    expect = 0o666 & ~old
+    a = write_json_atomic(tmp_path / "r.json", {"x": 1.0, "y": float("nan")})
+    write_canonical(tmp_path / "w.npz", "resnet18", {"w": np.zeros(2, np.float32)})
+    assert (a.stat().st_mode & 0o777) == expect and ((tmp_path / "w.npz").stat().st_mode & 0o777) == expect
+    assert '"y": null' in a.read_text()  # NaN is not JSON: written as null
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--backend="], "expected one or more"), (["--arms="], "expected one or more"),
+    (["--backend", "mxnet,mxnet"], "more than once"), (["--strategy", "full,full"], "more than once"),
+    (["--classes", "a,a"], "more than once"), (["--lr", "inf"], "a number in \\(0, 10\\]"),
+    (["--lr", "1e308"], "a number in"), (["--weight-decay", "inf"], "a number in"),
+    (["--seeds", "1000000000"], "an integer in \\[1, 1000\\]"), (["--batch-size", str(10 ** 12)], "an integer in"),
+    (["--seed", str(2 ** 64)], "an integer in"), (["--ray-address", "auto"], "for --executor ray"),
+    (["--max-retries", "2"], "for --executor ray"),
+])
+def test_values_that_mean_nothing_are_refused(argv, match, capsys, tmp_path):
+    import re
+    try:
+        code = main(["run", *argv, "--out", str(tmp_path / "o")])
+    except SystemExit as e:  # refused by the parser
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not (tmp_path / "o").exists()

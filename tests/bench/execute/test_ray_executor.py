@@ -111,6 +111,8 @@ def test_a_killed_run_or_worker_becomes_a_failed_record(cluster, fake_backend, i
     assert sorted((r["config"]["seed"], r["status"]) for r in records) == [(0, "ok"), (0, "ok"), (1, "failed"),
                                                                           (1, "failed")]
     assert all(why in r["error"] for r in records if r["status"] == "failed")
+    from tests.processes import wait_for_none
+    assert wait_for_none(str(image_folder)) == []  # a dead worker's child died with it (its config names the folder)
 
 
 def test_a_pretrain_task_feeds_two_arms_through_the_object_store(cluster, tiny_transfer, tmp_path):

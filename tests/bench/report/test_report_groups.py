@@ -7,7 +7,7 @@ import numpy as np
 from bench.plan.config import RunConfig
 from bench.report.groups import group_records
 from bench.report.tables import gap_rows, render_report, render_table
-from bench.core.records import new_record
+from bench.records.store import new_record
 
 
 def record(seed=0, acc=0.8, arm="finetune", strategy="full", n=200, ms=50.0, busy=False, flags=(), **config):

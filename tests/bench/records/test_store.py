@@ -4,7 +4,7 @@ import pytest
 
 from bench.plan.config import RunConfig
 from bench.core.errors import BenchError, ConfigError
-from bench.core.records import SCHEMA_VERSION, new_record, read_record, read_records, write_json_atomic, write_json_new, write_record
+from bench.records.store import SCHEMA_VERSION, new_record, read_record, read_records, write_json_atomic, write_json_new, write_record
 
 
 def test_config_hash_is_stable_and_sensitive():
@@ -18,13 +18,13 @@ def test_config_hash_is_stable_and_sensitive():
 def test_config_validation():
     with pytest.raises(ConfigError, match="unknown arm"):
         RunConfig(arm="zero-shot")
-    with pytest.raises(ConfigError, match="--epochs must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="--epochs must be an integer in \\[1, 10000\\], got 0"):
         RunConfig(epochs=0)
 
 
 def test_record_written_once_and_read_back(tmp_path):
     rec = new_record(RunConfig())
-    rec["status"] = "ok"
+    rec.update(status="failed", error="a reason")
     path = write_record(rec, tmp_path)
     assert read_record(path)["config_hash"] == rec["config_hash"]
     with pytest.raises(BenchError, match="already exists"):

@@ -67,6 +67,9 @@ def check_pickle(stream: io.BufferedIOBase, path, what: str) -> None:
             if name in PUTS or name == "MEMOIZE":
                 if not stack or stack[-1] is mark:
                     raise CheckpointError(f"{path}: the {what} pickle memoizes nothing")
+                if name in PUTS and not (isinstance(arg, int) and 0 <= arg < MAX_OPS):
+                    # the C unpickler's memo is an array: a huge index is a huge allocation
+                    raise CheckpointError(f"{path}: the {what} pickle memoizes at index {arg} (limit {MAX_OPS})")
                 memo[arg if name in PUTS else len(memo)] = stack[-1]
                 continue
             if name in GETS:

@@ -18,13 +18,14 @@ Version 1 (no group_hash, settings, contention or flags) is still read. Speed re
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.files import atomic_path
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -78,21 +79,27 @@ def record_filename(record: dict) -> str:
 
 
 def write_json_atomic(path: Path, data: dict) -> Path:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temp file in the same directory, fsync, then rename over ``path``. Non-finite
+    numbers are not JSON: they are written as null (records say where, ``finite_json``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True, default=str)
+    text = json.dumps(finite_json(data), indent=1, sort_keys=True, default=str, allow_nan=False)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
+
+
+def finite_json(value):
+    """``value`` with every NaN or infinity replaced by None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def write_json_new(path: Path, data: dict) -> Path:
@@ -128,12 +135,23 @@ def save_record(record: dict, out_dir: Path) -> dict:
     return record
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+MAX_RECORD_BYTES = 64 << 20
+
+
 def read_record(path: Path, kind: str = RUN) -> dict:
-    """One record of ``kind`` (``run``, ``overhead``, ``tune``); BenchError naming the file otherwise."""
+    """One record of ``kind`` (``run``, ``overhead``, ``tune``, ``study``), parsed and, for a run
+    record, checked (``bench.core.schema``); BenchError naming the file and the reason otherwise."""
+    from .schema import Invalid, check_run_record
     try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise BenchError(f"cannot read result record {path}: {e}") from None
+        if Path(path).stat().st_size > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
+        rec = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except (OSError, ValueError, RecursionError) as e:
+        raise BenchError(f"cannot read result record {path}: {type(e).__name__}: {str(e)[:200]}") from None
     if not isinstance(rec, dict):
         raise BenchError(f"{path}: a result record is a JSON object, got {type(rec).__name__}")
     version = rec.get("schema_version")
@@ -148,6 +166,10 @@ def read_record(path: Path, kind: str = RUN) -> dict:
         missing = [k for k in ("config", "config_hash", "status") if k not in rec]
         if missing or not isinstance(rec.get("config"), dict):
             raise BenchError(f"{path}: not a bench record (missing {', '.join(missing) or 'a config object'})")
+        try:
+            check_run_record(rec)
+        except Invalid as e:
+            raise BenchError(f"{path}: a malformed record: {e}") from None
     return rec
 
 
