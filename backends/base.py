@@ -36,6 +36,14 @@ from bench.core.errors import CheckpointError, ConfigError
 from bench.weights import canonical
 
 
+def unsupported_precision(framework: str, version: str, device: str, precision: str, why) -> Exception:
+    """The one error for a precision a framework cannot run on a device (found by running it)."""
+    from bench.core.errors import BackendUnavailable
+    reason = str(why).strip().splitlines()[0][:240] if str(why).strip() else type(why).__name__
+    return BackendUnavailable(f"--precision {precision}: {framework} {version} cannot train in {precision} on "
+                              f"{device} ({type(why).__name__}: {reason})")
+
+
 @dataclass
 class OptimConfig:
     """Optimizer settings; ``lr`` is the base rate that per-stage multipliers scale."""
@@ -197,7 +205,14 @@ class Model(abc.ABC):
         return report
 
     @abc.abstractmethod
-    def configure(self, plan, optim: OptimConfig) -> None: ...
+    def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
+        """Apply the plan, build the optimizer, and set the precision the steps compute in
+        (``PRECISIONS``; fp32 master weights always; loss scaling where fp16)."""
+
+    def precision_report(self) -> dict:
+        """What the framework actually computes in after ``configure``: the precision asked for,
+        the layer or operator kinds per dtype, the master weights' dtype, any loss scaling."""
+        return {"requested": "fp32", "ops": {}, "master_weights": "float32", "loss_scaling": None}
 
     @abc.abstractmethod
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
@@ -262,10 +277,12 @@ class Backend(abc.ABC):
         return {}
 
     def native_step(self, arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
-                    optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
-        """The framework's own idiomatic minimal train loop over the same network, as a
-        zero-argument callable that runs (and synchronises) one step: the reference
-        ``bench overhead`` times ``Model.train_step`` against."""
+                    optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu",
+                    precision: str = "fp32"):
+        """The framework's own fastest idiomatic train loop over the architecture, built from the
+        framework's own constructors (its zoo's model where it has one), as a zero-argument
+        callable that runs (and synchronises) one step: the reference ``bench overhead`` times
+        ``Model.train_step`` against."""
         raise ConfigError(f"backend {self.name!r} has no native reference loop")
 
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,

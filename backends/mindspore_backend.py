@@ -16,11 +16,25 @@ The parent of a sweep puts that cap into this backend's child environment only
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
+import tempfile
 
 from .settings import apply_in_process
 
 apply_in_process("mindspore")  # before the framework is imported: ONEDNN_MAX_CPU_ISA on AVX-512
+# MindSpore writes into the working directory (measured): a failed compile's graph dump
+# (rank_0/om/analyze_fail.ir) and mixed precision's rewritten network sources
+# (rewritten_network/*.py). Both go to this process's own scratch directory instead.
+SCRATCH = tempfile.mkdtemp(prefix="bench-mindspore-")
+atexit.register(shutil.rmtree, SCRATCH, True)
+
+
+def in_scratch(skip: bool = False):
+    """Run in the scratch directory (the compile's dumps land there), unless ``skip``."""
+    return contextlib.nullcontext() if skip else contextlib.chdir(SCRATCH)
 
 import mindspore as ms  # noqa: E402  (after the oneDNN cap)
 import numpy as np  # noqa: E402
@@ -32,10 +46,13 @@ from bench.core.files import atomic_path  # noqa: E402
 from bench.weights.checkpoints import read_mindspore_ckpt  # noqa: E402
 from bench.weights.imagenet import unreachable  # noqa: E402
 
-from .base import Backend, Model, OptimConfig, ParamPlan, translate, zoo_requested  # noqa: E402
+from .base import (Backend, Model, OptimConfig, ParamPlan, translate, unsupported_precision,  # noqa: E402
+                   zoo_requested)
 from .registry import arch_view  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+AMP_DTYPES = {"bf16": ms.bfloat16, "fp16": ms.float16}
+LOSS_SCALE = 1024.0
 OPTIMIZER_STATE_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "moment1.", "moment2.")
 OPTIMIZER_SCALARS = ("learning_rate", "global_step", "momentum", "beta1_power", "beta2_power")
 _configured: dict = {}
@@ -105,18 +122,22 @@ class TrainStep(nn.Cell):
     time, measured); ``mindspore.jit`` over a Python function ran 2.5-3x slower.
     """
 
-    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer):
+    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0):
         super().__init__(auto_prefix=False)
         self.net, self.optimizer = net, optimizer
         self.loss_fn = nn.CrossEntropyLoss(reduction="mean")
         self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+        self.scale = loss_scale  # static loss scaling (fp16): gradients unscaled before the update
 
     def forward(self, x, y):
-        logits = self.net(x)
-        return self.loss_fn(logits, y), logits
+        logits = self.net(x).astype(ms.float32)
+        return self.loss_fn(logits, y) * self.scale, logits
 
     def construct(self, x, y):
         (loss, logits), grads = self.grad_fn(x, y)
+        if self.scale != 1.0:
+            grads = tuple(g / self.scale for g in grads)
+            loss = loss / self.scale
         loss = ops.depend(loss, self.optimizer(grads))
         correct = (ops.argmax(logits, 1).astype(ms.int32) == y).astype(ms.int32).sum()
         return loss, correct
@@ -131,7 +152,10 @@ class MindSporeModel(Model):
         self.optimizer = None
         self.optim: OptimConfig | None = None
         self._step = None
+        self._compiled: set[str] = set()  # graphs compiled
         self._training: bool | None = None  # set_train walks every cell: only on a change of mode
+        self.precision = "fp32"
+        self._forward = net  # what trains and predicts (mixed precision: the O2-wrapped network)
         self._sync_names()
 
     def _sync_names(self) -> None:
@@ -175,7 +199,12 @@ class MindSporeModel(Model):
         with atomic_path(path, suffix=".ckpt") as tmp:  # MindSpore wants the suffix
             ms.save_checkpoint(self.net, str(tmp))
 
-    def configure(self, plan, optim: OptimConfig) -> None:
+    def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
+        self.precision = precision
+        if precision != "fp32":  # MindSpore's O2: the cells cast to low precision, BatchNorm kept fp32;
+            # it wraps the network (outputs cast to fp32), whose parameters keep their names
+            with in_scratch():  # its rewrite writes and imports source files in the cwd
+                self._forward = ms.amp.auto_mixed_precision(self.net, amp_level="O2", dtype=AMP_DTYPES[precision])
         pp = param_plan(self.net, self.table, plan)
         trainable = apply_plan(self.net, pp)
         groups = [{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()]
@@ -186,23 +215,55 @@ class MindSporeModel(Model):
 
     def _set_training(self, training: bool) -> None:
         if self._training is not training:
-            self.net.set_train(training)
+            self._forward.set_train(training)
             self._training = training
 
     def _build_step(self):
-        step = TrainStep(self.net, self.optimizer)
+        step = TrainStep(self._forward, self.optimizer, LOSS_SCALE if self.precision == "fp16" else 1.0)
         step.set_train(True)  # the network too
         self._training = True
+        self._compiled: set[str] = set()  # graphs compiled
         return step
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         self._set_training(True)
-        loss, correct = self._step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
+        with self._compiling("train"):
+            loss, correct = self._step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
         return float(loss.asnumpy()), int(correct.asnumpy())  # asnumpy synchronises
+
+    @contextlib.contextmanager
+    def _compiling(self, graph: str):
+        """Around a call that compiles ``graph`` the first time: in the scratch directory (a failed
+        compile dumps its graph in the cwd), and a dtype the compiler refuses is the precision error."""
+        try:
+            with in_scratch(graph in self._compiled):
+                yield
+            self._compiled.add(graph)
+        except (TypeError, RuntimeError, ValueError) as e:
+            if self.precision == "fp32":
+                raise
+            # graph compilation refuses an operator in this dtype (measured: bf16 max-pool on CPU)
+            raise unsupported_precision("MindSpore", ms.__version__, ms.get_context("device_target"),
+                                        self.precision, e) from None
+
+    def precision_report(self) -> dict:
+        """Cells by the dtype their outputs are cast to under O2 (``to_float``), BatchNorm kept fp32."""
+        ops: dict[str, dict[str, int]] = {}
+        if self.precision != "fp32":
+            for _, cell in self.net.cells_and_names():
+                if cell._cells:
+                    continue
+                dtype = "float32" if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)) else str(AMP_DTYPES[self.precision])
+                ops.setdefault(dtype.lower().replace("mindspore.", ""), {}).setdefault(type(cell).__name__, 0)
+                ops[dtype.lower().replace("mindspore.", "")][type(cell).__name__] += 1
+        return {"requested": self.precision, "ops": ops, "master_weights": "float32",
+                "loss_scaling": f"static x{LOSS_SCALE:g}" if self.precision == "fp16" else None,
+                "how": "mindspore.amp.auto_mixed_precision(amp_level='O2'); leaf cells, BatchNorm kept fp32"}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._set_training(False)
-        return self.net(ms.Tensor(x)).asnumpy()
+        with self._compiling("eval"):
+            return self._forward(ms.Tensor(x)).asnumpy().astype(np.float32)
 
     def named_parameters(self) -> dict[str, np.ndarray]:
         return {n: p.asnumpy().copy() for n, p in self._params().items()}  # asnumpy may alias
@@ -321,23 +382,45 @@ class MindSporeBackend(Backend):
 
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
-                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
-    """The reference MindSpore loop: the same network driven by ``nn.TrainOneStepCell`` over
-    ``nn.WithLossCell`` (the fastest documented way measured, see README "Fair speed"), an
-    ungrouped ``nn.Momentum``; inputs already tensors. Returns one step (synchronised)."""
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
+    """The reference MindSpore loop, over a network from MindCV's own constructor (``create_model``;
+    EfficientNet-Lite0, in no zoo: the suite's builder): ``nn.TrainOneStepCell`` over
+    ``nn.WithLossCell`` and an ungrouped ``nn.Momentum`` (the fastest documented way, measured),
+    or for mixed precision ``amp.build_train_network(level="O2")`` (fp16: a fixed loss scale);
+    inputs already tensors. Only which parameters train comes from the suite (``param_plan``).
+    Returns one step (synchronised)."""
+    from mindcv.models import create_model
+
     from bench.plan.strategies import make_plan
-    model = MindSporeBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, mode=mode,
-                                            device=device)
-    net = model.net
-    apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
+    _set_context(device, mode)
+    ms.set_seed(seed)
+    view = arch_view(arch, "mindspore")
+    if view.names.zoo:
+        net = create_model(view.names.zoo, num_classes=num_classes)
+    else:
+        net = view.build(num_classes, image_size=image_size, stem="imagenet", zoo=False)
+    for name, p in net.parameters_and_names():  # structural names, as the view's rules expect
+        p.name = name
+    apply_plan(net, param_plan(net, view, make_plan(strategy)))
     opt = nn.Momentum(net.trainable_params(), learning_rate=optim.lr, momentum=optim.momentum,
                       weight_decay=optim.weight_decay)
-    train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
+    if precision == "fp32":
+        train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
+    else:
+        scale = ms.amp.FixedLossScaleManager(LOSS_SCALE, drop_overflow_update=False) if precision == "fp16" else None
+        try:
+            with in_scratch():
+                train = ms.amp.build_train_network(net, opt, nn.CrossEntropyLoss(), level="O2",
+                                                   loss_scale_manager=scale, keep_batchnorm_fp32=True,
+                                                   cast_model_type=AMP_DTYPES[precision])
+        except (TypeError, ValueError) as e:  # measured: bf16 is not a cast type MindSpore 2.9's O2 accepts
+            raise unsupported_precision("MindSpore", ms.__version__, DEVICE_TARGETS[device], precision, e) from None
     train.set_train(True)
     rng = np.random.default_rng(seed)
     x = ms.Tensor(rng.normal(0, 1, (batch, 3, image_size, image_size)).astype(np.float32))
     y = ms.Tensor((np.arange(batch) % num_classes).astype(np.int32))
 
     def step() -> None:
-        train(x, y).asnumpy()
+        out = train(x, y)
+        (out[0] if isinstance(out, tuple) else out).asnumpy()
     return step

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 
+import json
+
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
+from mxnet.contrib import amp
 from mxnet.gluon import nn
 
 from bench.core.errors import BackendUnavailable
@@ -20,9 +23,12 @@ from bench.core.files import atomic_path
 from bench.weights.checkpoints import read_mxnet_params
 from bench.weights.imagenet import unreachable
 
-from .base import Backend, Model, OptimConfig, ParamPlan, translate, zoo_requested
+from .base import Backend, Model, OptimConfig, ParamPlan, translate, unsupported_precision, zoo_requested
 from .mxnet_models import replace_child
 from .registry import arch_view
+
+
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def _context(device: str) -> mx.Context:
@@ -63,6 +69,29 @@ def apply_plan(net: nn.Block, pp: ParamPlan) -> dict[str, gluon.Parameter]:
     return {n: params[n] for n in pp.lr_mult}
 
 
+def amp_convert(net: nn.HybridBlock, precision: str, ctx, image_size: int):
+    """MXNet AMP (``amp.convert_hybrid_block``): the network's graph with low-precision casts
+    before the operators AMP lists for the dtype (convolutions, dense layers), fp32 parameters
+    kept. The converted block holds its own Parameters: returns it and structural name -> its
+    Parameter, carrying the plan's grad_req, lr_mult and wd_mult (apply the plan first)."""
+    original = net._collect_params_with_prefix()
+    try:
+        net.hybridize()
+        net(nd.zeros((1, 3, image_size, image_size), ctx=ctx))
+        converted = amp.convert_hybrid_block(net, target_dtype=AMP_DTYPES[precision], ctx=ctx)
+        converted(nd.zeros((1, 3, image_size, image_size), ctx=ctx)).wait_to_read()
+    except mx.base.MXNetError as e:
+        raise unsupported_precision("MXNet", mx.__version__, str(ctx), precision, e) from None
+    by_name = converted.collect_params()
+    mapping = {}
+    for name, p in original.items():
+        q = by_name[p.name]
+        q.grad_req, q.lr_mult, q.wd_mult = p.grad_req, p.lr_mult, p.wd_mult
+        mapping[name] = q
+    mx.nd.waitall()
+    return converted, mapping
+
+
 def make_trainer(params: list[gluon.Parameter], optim: OptimConfig) -> gluon.Trainer:
     """The Gluon optimizer of ``optim`` (``sgd`` and ``momentum``: SGD with momentum)."""
     if optim.name == "adam":
@@ -72,8 +101,8 @@ def make_trainer(params: list[gluon.Parameter], optim: OptimConfig) -> gluon.Tra
 
 
 class _LossAndCorrect(nn.HybridBlock):
-    """A train step's forward as one graph: per-sample loss and the number correct
-    (separate imperative ops cost ~10% of a 10 ms step, measured)."""
+    """A train step's forward as one graph: the mean loss (Gluon's idiom with ``trainer.step(1)``)
+    and the number correct (separate imperative ops cost ~10% of a 10 ms step, measured)."""
 
     def __init__(self, net: nn.HybridBlock, loss_fn):
         super().__init__()
@@ -81,7 +110,7 @@ class _LossAndCorrect(nn.HybridBlock):
 
     def hybrid_forward(self, F, x, y):
         out = self.net(x)
-        return self.loss_fn(out, y), F.sum(F.argmax(out, axis=1) == y)
+        return self.loss_fn(out, y).mean(), F.sum(F.argmax(out, axis=1) == y)
 
 
 class GluonModel(Model):
@@ -96,6 +125,9 @@ class GluonModel(Model):
         self.optim: OptimConfig | None = None
         self._step = _LossAndCorrect(net, gluon.loss.SoftmaxCrossEntropyLoss())
         self._batch: tuple | None = None
+        self._forward = net                 # the block that trains and predicts (AMP: its converted copy)
+        self._param_map: dict[str, gluon.Parameter] | None = None
+        self.precision = "fp32"
         self._materialize()
 
     def _materialize(self) -> None:
@@ -104,7 +136,8 @@ class GluonModel(Model):
         mx.nd.waitall()
 
     def _params(self) -> dict[str, gluon.Parameter]:
-        return self.net._collect_params_with_prefix()
+        """Structural name -> the Parameter that trains (after AMP conversion: the converted block's)."""
+        return self._param_map or self.net._collect_params_with_prefix()
 
     def replace_head(self, num_classes: int) -> None:
         head = nn.Dense(num_classes)
@@ -132,13 +165,44 @@ class GluonModel(Model):
         with atomic_path(path) as tmp:
             self.net.save_parameters(str(tmp))
 
-    def configure(self, plan, optim: OptimConfig) -> None:
+    def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
         trainable = apply_plan(self.net, param_plan(self.net, self.table, plan))
+        self.precision = precision
+        if precision != "fp32":
+            trainable = self._convert(precision)
         self.trainer = make_trainer(list(trainable.values()), optim)
+        if precision == "fp16":
+            amp.init_trainer(self.trainer)  # dynamic loss scaling
         self.optim = optim
         if self.hybridize:
-            self.net.hybridize(static_alloc=True, static_shape=True)
+            self._forward.hybridize(static_alloc=True, static_shape=True)
             self._step.hybridize(static_alloc=True, static_shape=True)
+
+    def _convert(self, precision: str) -> dict[str, gluon.Parameter]:
+        """Train and predict through the AMP-converted graph (``amp_convert``); its Parameters take
+        over by structural name. Returns the trainable ones."""
+        converted, self._param_map = amp_convert(self.net, precision, self.ctx, self.image_size)
+        self._forward = self._amp_graph = converted
+        self._step = _LossAndCorrect(converted, gluon.loss.SoftmaxCrossEntropyLoss())
+        return {n: q for n, q in self._param_map.items() if q.grad_req != "null"}
+
+    def precision_report(self) -> dict:
+        if self.precision == "fp32":
+            return {"requested": "fp32", "ops": {}, "master_weights": "float32", "loss_scaling": None}
+        from mxnet.contrib.amp.lists import symbol_bf16, symbol_fp16
+        lists = symbol_bf16 if self.precision == "bf16" else symbol_fp16
+        low = set(getattr(lists, "BF16_FUNCS" if self.precision == "bf16" else "FP16_FUNCS"))
+        graph = json.loads(self._amp_graph._cached_graph[1].tojson())
+        ops: dict[str, dict[str, int]] = {}
+        for node in graph["nodes"]:
+            if node["op"] in ("null", "amp_cast", "amp_multicast"):
+                continue
+            dtype = AMP_DTYPES[self.precision] if node["op"] in low else "float32"
+            ops.setdefault(dtype, {}).setdefault(node["op"], 0)
+            ops[dtype][node["op"]] += 1
+        return {"requested": self.precision, "ops": ops, "master_weights": "float32",
+                "loss_scaling": "dynamic (amp.init_trainer)" if self.precision == "fp16" else None,
+                "how": "mxnet.contrib.amp.convert_hybrid_block; graph operators by AMP's lists"}
 
     def _inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[nd.NDArray, nd.NDArray]:
         """Copy a batch into arrays allocated once per shape (the loader's shapes are fixed)."""
@@ -152,12 +216,16 @@ class GluonModel(Model):
         xb, yb = self._inputs(x, y)
         with autograd.record():
             loss, correct = self._step(xb, yb)
-        loss.backward()
-        self.trainer.step(len(y))  # per-sample losses: the update uses their mean, as d2l's loop does
+        if self.precision == "fp16":
+            with amp.scale_loss(loss, self.trainer) as scaled:
+                autograd.backward(scaled)
+        else:
+            loss.backward()
+        self.trainer.step(1)  # the loss is already the batch mean
         # Wait for *all* queued work (backward, updates, BN statistics), not just the
         # loss: step times stay honest and a following save sees the updated values.
         mx.nd.waitall()
-        return float(loss.asnumpy().mean()), int(correct.asscalar())
+        return float(loss.asscalar()), int(correct.asscalar())
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """An inference forward with oneDNN (MKLDNN) reorders convolution weights to its own layout
@@ -165,7 +233,7 @@ class GluonModel(Model):
         ``ThreadedEngine`` a later write to those weights (loading weights, an optimizer step) could
         run before it and be overwritten by the old values (2-3 of 24 canonical round trips lost a
         conv weight, measured; none with MKLDNN off or NaiveEngine). So all work is waited for."""
-        out = self.net(nd.array(x, ctx=self.ctx)).asnumpy()
+        out = self._forward(nd.array(x, ctx=self.ctx)).astype("float32").asnumpy()
         mx.nd.waitall()
         return out
 
@@ -225,27 +293,47 @@ class GluonBackend(Backend):
 
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
-                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
-    """The reference Gluon loop (d2l's ``train_batch``): the same network, hybridized with
-    static allocation, a ``gluon.Trainer``, per-sample loss and ``trainer.step(batch)``;
-    inputs already on the context. Returns one step as a callable (synchronised)."""
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
+    """The fastest idiomatic Gluon loop, over a network from GluonCV's own constructor
+    (``model_zoo.get_model``; EfficientNet-Lite0, in no zoo: the suite's builder): Xavier init,
+    ``hybridize(static_alloc, static_shape)``, a ``gluon.Trainer``, a scalar mean loss,
+    ``trainer.step(1)`` and ``loss.asscalar()`` to synchronise; AMP by ``amp.convert_hybrid_block``.
+    Only which parameters train comes from the suite (``param_plan``, the one translation).
+    Returns one step as a callable."""
     from bench.plan.strategies import make_plan
-    model = GluonBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
-    net = model.net
-    trainable = apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
+    from .mxnet_models import gluoncv
+    ctx = _context(device)
+    mx.random.seed(seed)
+    view = arch_view(arch, "mxnet")
+    if view.names.zoo:
+        net = gluoncv().model_zoo.get_model(view.names.zoo, classes=num_classes)
+    else:
+        net = view.build(num_classes, image_size=image_size, stem="imagenet", ctx=ctx, zoo=False)
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    net(nd.zeros((1, 3, image_size, image_size), ctx=ctx))
+    trainable = apply_plan(net, param_plan(net, view, make_plan(strategy)))
+    if precision != "fp32":
+        net, mapping = amp_convert(net, precision, ctx, image_size)
+        trainable = {n: q for n, q in mapping.items() if q.grad_req != "null"}
     if mode == "graph":
         net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(list(trainable.values()), "sgd",
                             {"learning_rate": optim.lr, "momentum": optim.momentum, "wd": optim.weight_decay})
+    if precision == "fp16":
+        amp.init_trainer(trainer)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     rng = np.random.default_rng(seed)
-    x = nd.array(rng.normal(0, 1, (batch, 3, image_size, image_size)), ctx=model.ctx)
-    y = nd.array(np.arange(batch) % num_classes, ctx=model.ctx)
+    x = nd.array(rng.normal(0, 1, (batch, 3, image_size, image_size)), ctx=ctx)
+    y = nd.array(np.arange(batch) % num_classes, ctx=ctx)
 
     def step() -> None:
         with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        trainer.step(batch)
-        mx.nd.waitall()
+            loss = loss_fn(net(x), y).mean()
+        if precision == "fp16":
+            with amp.scale_loss(loss, trainer) as scaled:
+                autograd.backward(scaled)
+        else:
+            loss.backward()
+        trainer.step(1)
+        loss.asscalar()
     return step

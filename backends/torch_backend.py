@@ -10,6 +10,7 @@ whose statistics stay fixed, and optimizer parameter groups per learning rate.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from bench.core.errors import BackendUnavailable, ConfigError
 from bench.core.files import atomic_path
 from bench.weights.pth import read_state_dict
 
-from .base import Backend, Model, OptimConfig, ParamPlan, check_stem, translate
+from .base import Backend, Model, OptimConfig, ParamPlan, check_stem, translate, unsupported_precision
 from .registry import arch_view
 from .torch_models import CHANNELS_LAST as MEASURED_CHANNELS_LAST
 
@@ -67,6 +68,14 @@ def apply_plan(net: nn.Module, pp: ParamPlan) -> tuple[dict[str, nn.Parameter], 
     return {n: params[n] for n in pp.lr_mult}, frozen_bn
 
 
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    """torch's own mixed precision: autocast to bf16/fp16 (weights stay fp32), or nothing for fp32."""
+    return torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST else nullcontext()
+
+
 def make_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
     """The torch optimizer of ``optim`` over parameter ``groups`` (``sgd`` and ``momentum``: SGD)."""
     if optim.name == "adam":
@@ -84,8 +93,8 @@ def _module_at(net: nn.Module, path: list[str]) -> tuple[nn.Module, str]:
 class TorchModel(Model):
     optimizer_state_prefixes = ("optimizer.", "state.", "param_groups.")
 
-    def __init__(self, net: nn.Module, arch: str, device: torch.device, compiled: bool):
-        self.arch = arch
+    def __init__(self, net: nn.Module, arch: str, device: torch.device, compiled: bool, image_size: int = 224):
+        self.arch, self.image_size = arch, image_size
         self.table = arch_view(arch, "torch")
         self.channels_last = channels_last(self.table)
         self.net = net.to(device, memory_format=torch.channels_last) if self.channels_last else net.to(device)
@@ -96,6 +105,8 @@ class TorchModel(Model):
         self._frozen_bn: list[nn.Module] = []
         self._forward = net
         self._training: bool | None = None
+        self.precision = "fp32"
+        self._scaler = None
 
     def replace_head(self, num_classes: int) -> None:
         owner, leaf = _module_at(self.net, self.table.head_path)
@@ -126,7 +137,10 @@ class TorchModel(Model):
             for name, value in values.items():
                 tensors[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
-    def configure(self, plan, optim: OptimConfig) -> None:
+    def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
+        self.precision = precision
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
+        self._scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         pp = param_plan(self.net, self.table, plan)
         trainable, self._frozen_bn = apply_plan(self.net, pp)
         self.optimizer = make_optimizer([{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()],
@@ -135,6 +149,11 @@ class TorchModel(Model):
         self._training = None
         if self.compiled:
             self._forward = torch.compile(self.net)
+        if precision != "fp32":
+            try:
+                self.precision_report()  # one forward in that precision: a device without it refuses here
+            except RuntimeError as e:
+                raise unsupported_precision("PyTorch", torch.__version__, self.device.type, precision, e) from None
 
     def _set_training(self, training: bool) -> None:
         if self._training is training:
@@ -150,11 +169,17 @@ class TorchModel(Model):
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         yb = torch.from_numpy(y).to(self.device, non_blocking=True).long()
-        logits = self._forward(xb)
-        loss = F.cross_entropy(logits, yb)  # mean over the batch, as on every backend
+        with autocast(self.device, self.precision):
+            logits = self._forward(xb)
+        loss = F.cross_entropy(logits.float(), yb)  # mean over the batch, as on every backend; in fp32
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self._scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
         correct = (logits.argmax(1) == yb).sum()
         if self.device.type == "cuda":
             torch.cuda.synchronize()  # every queued kernel, the update included
@@ -166,7 +191,31 @@ class TorchModel(Model):
             xb = torch.from_numpy(x).to(self.device)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            return self._forward(xb).float().cpu().numpy()
+            with autocast(self.device, self.precision):
+                return self._forward(xb).float().cpu().numpy()
+
+    def precision_report(self) -> dict:
+        """Leaf modules by the dtype of their output in one forward under the run's autocast."""
+        seen: dict[str, dict[str, int]] = {}
+
+        def hook(module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                kind = seen.setdefault(str(output.dtype).replace("torch.", ""), {})
+                kind[type(module).__name__] = kind.get(type(module).__name__, 0) + 1
+        leaves = [m for m in self.net.modules() if not list(m.children())]
+        handles = [m.register_forward_hook(hook) for m in leaves]
+        try:
+            was = self.net.training
+            self.net.eval()
+            with torch.no_grad(), autocast(self.device, self.precision):
+                self.net(torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
+            self.net.train(was)
+        finally:
+            for h in handles:
+                h.remove()
+        return {"requested": self.precision, "ops": seen, "master_weights": "float32",
+                "loss_scaling": "dynamic (torch.amp.GradScaler)" if self._scaler else None,
+                "how": "torch.autocast; leaf modules by output dtype"}
 
     def describe(self) -> dict:
         return {"memory_format": "channels_last" if self.channels_last else "contiguous (NCHW)",
@@ -197,6 +246,32 @@ class TorchModel(Model):
 
 class TorchBackend(Backend):
     name = "torch"
+
+    def layers(self, arch: str, image_size: int, stem: str = "imagenet") -> list[dict]:
+        """Convolutions and dense layers in forward order with their forward FLOPs per image and
+        canonical parameter names (``bench.measure.flops``): forward hooks on one image."""
+        model = self.create_model(arch, 10, image_size=image_size, stem=stem)
+        out, names = [], {m: n for n, m in model.net.named_modules()}
+
+        def hook(module, inputs, output):
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                fan_in = module.in_channels // module.groups * kh * kw
+                flops = 2 * output[0].numel() * fan_in
+            else:
+                flops = 2 * module.in_features * module.out_features
+            name = names[module]
+            out.append({"name": name, "kind": type(module).__name__, "flops": int(flops),
+                        "params": [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)]})
+        handles = [m.register_forward_hook(hook) for m in model.net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        try:
+            model.net.eval()
+            with torch.no_grad():
+                model.net(torch.zeros(1, 3, image_size, image_size))
+        finally:
+            for h in handles:
+                h.remove()
+        return out
 
     def native_step(self, arch, num_classes, **opts):
         return native_step(arch, num_classes, **opts)
@@ -233,9 +308,11 @@ class TorchBackend(Backend):
 
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
-                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu"):
-    """The reference PyTorch loop: ``zero_grad``, ``cross_entropy``, ``backward``, ``step`` on
-    the same network, tensors already on the device. Returns one step (synchronised on CUDA)."""
+                optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
+    """The reference PyTorch loop: ``zero_grad``, ``cross_entropy``, ``backward``, ``step`` (under
+    ``torch.autocast`` for mixed precision, a ``GradScaler`` for fp16), tensors already on the
+    device. The network is plain ``torch.nn`` (the suite's torchvision-structured modules:
+    torchvision has no CPU build here). Returns one step (synchronised on CUDA)."""
     from bench.plan.strategies import make_plan
     model = TorchBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
     net, dev = model.net, model.device
@@ -246,6 +323,7 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     forward = torch.compile(net) if model.compiled else net
     opt = torch.optim.SGD(list(trainable.values()), lr=optim.lr,
                           momentum=optim.momentum, weight_decay=optim.weight_decay)
+    scaler = torch.amp.GradScaler(dev.type) if precision == "fp16" else None
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)
     y = (torch.arange(batch) % num_classes).to(dev)
@@ -254,8 +332,15 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(forward(x), y).backward()
-        opt.step()
+        with autocast(dev, precision):
+            loss = F.cross_entropy(forward(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         if dev.type == "cuda":
             torch.cuda.synchronize()
     return step

@@ -74,7 +74,10 @@ class FakeModel(Model):
     def _assign(self, values) -> None:
         self.params.update({n: v.astype(np.float32) for n, v in values.items()})
 
-    def configure(self, plan, optim: OptimConfig) -> None:
+    def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
+        if precision != "fp32":  # NumPy computes in float32 only
+            from backends.base import unsupported_precision
+            raise unsupported_precision("the fake backend", np.__version__, "cpu", precision, "NumPy float32 only")
         self.optim = optim
         for name in self.params:
             stage = FAKE_TABLE.stage_of(name)
@@ -151,7 +154,7 @@ class FakeBackend(Backend):
     last_model: FakeModel | None = None
 
     def native_step(self, arch, num_classes, *, image_size, batch, strategy, optim, seed=0, mode="graph",
-                    device="cpu"):
+                    device="cpu", precision="fp32"):
         """The fake's "own loop": the same update, minus the harness's bookkeeping."""
         model = FakeModel(num_classes, seed)
         model.optim = optim

@@ -90,6 +90,16 @@ FRACTION = Range(0, 1)
 FACTOR = Range(1, 100)
 
 
+def precisions(text: str) -> list[str]:
+    """argparse type: distinct precisions from fp32, bf16, fp16."""
+    from bench.plan.config import PRECISIONS
+    items = names(text)
+    bad = [p for p in items if p not in PRECISIONS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown precision {bad[0]!r}; valid: {', '.join(PRECISIONS)}")
+    return items
+
+
 def setting(text: str) -> tuple[str, str]:
     """argparse type: NAME=VALUE."""
     name, sep, value = text.partition("=")
@@ -112,6 +122,8 @@ def add_step_args(p: argparse.ArgumentParser, sizes: str) -> None:
     p.add_argument("--steps", type=ranged(STEPS), default=15, help="timed steps per process")
     p.add_argument("--warmup", type=ranged(RANGES["warmup_steps"]), default=3, help="steps after the compile step, not timed")
     p.add_argument("--timeout", type=ranged(TIMEOUT), default=900, help="seconds per measuring process")
+    p.add_argument("--precision", type=precisions, default=["fp32"],
+                   help="comma-separated: fp32, bf16, fp16 (mixed precision, fp32 master weights)")
     p.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
                    help="an environment setting for every measuring process (e.g. OMP_NUM_THREADS=2)")
     add_format(p)

@@ -27,6 +27,13 @@ def cmd_step(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_layers(args: argparse.Namespace) -> int:
+    from backends.registry import get_backend
+    from bench.records.store import write_json_atomic
+    write_json_atomic(args.out, get_backend("torch").layers(args.arch, args.image_size, args.stem))
+    return 0
+
+
 def add(sub) -> None:
     ex = sub.add_parser("_exec")  # no help: hidden from `bench --help`
     ex.add_argument("config")
@@ -44,3 +51,9 @@ def add(sub) -> None:
     step.add_argument("spec")
     step.add_argument("--result-file", type=Path, required=True)
     step.set_defaults(func=cmd_step)
+    layers = sub.add_parser("_layers")  # the layer list FLOPs are counted from (bench.execute.flops)
+    layers.add_argument("arch")
+    layers.add_argument("image_size", type=int)
+    layers.add_argument("stem")
+    layers.add_argument("out", type=Path)
+    layers.set_defaults(func=cmd_layers)

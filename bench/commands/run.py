@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.core.errors import BenchError, ConfigError
-from bench.plan.config import OPTIMIZERS, SCRATCH_INITS, RunConfig
+from bench.plan.config import OPTIMIZERS, PRECISIONS, SCRATCH_INITS, RunConfig
 from bench.plan.experiments import EXPERIMENTS, get_experiment
 from bench.plan.strategies import ALL_STRATEGIES, make_plan
 
@@ -62,6 +62,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=ranged(RANGES["image_size"]), help="train crop / eval crop size in pixels "
                    "(at least the architecture's minimum, see `bench list`)")
     p.add_argument("--device", choices=["cpu", "gpu", "ascend"])
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32, or mixed precision: bf16 / fp16 compute with "
+                   "fp32 master weights (loss scaling for fp16); a framework that cannot says so (default fp32)")
     p.add_argument("--stem", choices=["imagenet", "cifar"],
                    help="ResNet stem: the zoo's 7x7/2 conv + max-pool, or CIFAR-style 3x3/1 conv and no pool")
     p.add_argument("--bn-stats", choices=["train", "frozen"],
@@ -123,6 +125,7 @@ def _common_overrides(args: argparse.Namespace) -> dict:
                   batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum,
                   weight_decay=args.weight_decay, image_size=args.image_size, stem=args.stem,
                   bn_stats=args.bn_stats, device=args.device, mode=args.mode, loader=args.loader,
+                  precision=args.precision,
                   target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
     if args.data_dir:
         common["dataset"] = "folder"

@@ -252,10 +252,12 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
             record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
                                                         effective_settings(config.backend))  # after the context is set
             origin = start_weights(model, config, weights, origin, cache_dir)
-            model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay))
+            model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay),
+                            precision=config.precision)
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
-                           "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe()}
+                           "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe(),
+                           "precision": model.precision_report()}
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)
         record["data"]["eval_batch_size"] = loaders[-1].batch_size

@@ -13,7 +13,8 @@ ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
-               "trial": None}
+               "trial": None, "precision": "fp32"}
+PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
 TEST_EVALS = ("epoch", "end", "never")  # when the eval (test) split is scored
 DEVICES = ("cpu", "gpu", "ascend")
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd: with the momentum given; momentum: the same, MindSpore's name
@@ -101,6 +102,7 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 0
     mode: str = "graph"                   # MindSpore: graph | pynative
+    precision: str = "fp32"               # fp32 | bf16 | fp16 (mixed: fp32 master weights)
     loader: str = "shared"                # shared numpy pipeline | native framework pipeline
     warmup_steps: int = 3
     target_accuracy: float | None = None
@@ -113,6 +115,7 @@ class RunConfig:
         for name, valid in (("arm", ARMS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
                             ("mode", ("graph", "pynative")), ("test_eval", TEST_EVALS),
                             ("val_eval", TEST_EVALS[:2]),
+                            ("precision", PRECISIONS),
                             ("bn_stats", ("train", "frozen")), ("loader", ("shared", "native"))):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")

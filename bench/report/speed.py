@@ -35,15 +35,19 @@ def _design(rec: dict) -> str:
     return rec["spec"].get("design", "processes")
 
 
+def _precision(rec: dict) -> str:
+    return rec["spec"].get("precision", "fp32")  # records from before --precision: fp32
+
+
 def merge_rounds(records: list[dict]) -> list[dict]:
     """One entry per measured combination (design, backend, model, size, strategy, batch, steps):
     records of the same combination, e.g. a re-measurement with more rounds, pool their rounds,
     so a table shows every round ever published and never picks one record over another."""
     merged: dict[str, dict] = {}
     for r in sorted(records, key=lambda r: r.get("created", "")):
-        key = json.dumps({k: v for k, v in r["spec"].items() if k not in ("rounds",)} | {"design": _design(r)},
-                         sort_keys=True)
-        m = merged.setdefault(key, {"spec": r["spec"] | {"design": _design(r)}, "round_ratios": [],
+        spec = r["spec"] | {"design": _design(r), "precision": _precision(r)}
+        key = json.dumps({k: v for k, v in spec.items() if k not in ("rounds",)}, sort_keys=True)
+        m = merged.setdefault(key, {"spec": spec, "round_ratios": [],
                                     **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
                                        for loop in LOOPS}})
         m["round_ratios"] += r.get("round_ratios") or []
@@ -63,17 +67,17 @@ def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 
     rows = []
     combos = merge_rounds(records)
     for r in sorted(combos, key=lambda r: (_design(r), r["spec"]["backend"], r["spec"]["model"],
-                                           r["spec"]["image_size"], r["spec"]["strategy"])):
+                                           r["spec"]["image_size"], r["spec"]["strategy"], _precision(r))):
         s, n, h = r["spec"], r["native"], r["harness"]
         busy = " †" if n["contended"] or h["contended"] else ""
         spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r["round_ratios"] else "-")
         errors = "; ".join(n["errors"] + h["errors"])
-        rows.append([_design(r), s["backend"], s["model"], s["image_size"], s["strategy"],
+        rows.append([_design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
                      "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
                      "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
                      ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]),
                      spread, errors or ""])
-    headers = ["design", "backend", "model", "px", "strategy", "native ms", "harness ms", "harness/native",
+    headers = ["design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms", "harness/native",
                "rounds", "per round", "errors"]
     if not any(row[-1] for row in rows):
         headers, rows = headers[:-1], [row[:-1] for row in rows]
@@ -84,7 +88,7 @@ def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 
         ratios = [r["ratio"] for r in combos if _design(r) == design]
         within = sum(1 for x in ratios if x is not None and x <= target)
         notes.append(f"{design}: {within} of {len(ratios)} combinations at or below harness/native {target}")
-    if any("†" in row[7] for row in rows):
+    if any("†" in row[8] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
     return table + "\n\n" + "\n\n".join(notes)
 

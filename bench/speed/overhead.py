@@ -63,21 +63,22 @@ def ratio_of(rec: dict) -> float | None:
     return float(np.median(rounds)) if rounds else rec.get("ratio")
 
 
-def run_combination(backend: str, model: str, size: int, strategy: str, args) -> dict:
+def run_combination(backend: str, model: str, size: int, strategy: str, args, precision: str = "fp32") -> dict:
     settings = dict(args.set)
     design = getattr(args, "design", "processes")
     results: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
     for i in range(args.rounds):
         order = LOOPS if i % 2 == 0 else LOOPS[::-1]
         if design == "interleaved":
-            got = measure(step_spec(backend, model, size, strategy, "+".join(order), args), settings, args.timeout)
+            got = measure(step_spec(backend, model, size, strategy, "+".join(order), args, precision), settings,
+                          args.timeout)
             for loop in LOOPS:
                 results[loop].append(got["loops"][loop] if "loops" in got else got)
             continue
         for loop in order:
-            results[loop].append(measure(step_spec(backend, model, size, strategy, loop, args), settings,
+            results[loop].append(measure(step_spec(backend, model, size, strategy, loop, args, precision), settings,
                                          args.timeout))
-    spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args).items() if k != "loop"}
+    spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args, precision).items() if k != "loop"}
     spec.update(rounds=args.rounds, design=design)
     return overhead_record(spec, results, settings)
 
@@ -85,12 +86,12 @@ def run_combination(backend: str, model: str, size: int, strategy: str, args) ->
 def measure_overhead(args) -> list[dict]:
     """Every (backend, model, size, strategy) of ``args``, one record each, written to ``args.out``."""
     records = []
-    for backend, model, size, strategy in itertools.product(args.backend, args.model, args.image_size,
-                                                            args.strategy):
-        print(f"{backend} {model} {size}px {strategy}: ", end="", flush=True)
-        rec = run_combination(backend, model, size, strategy, args)
+    for backend, model, size, strategy, precision in itertools.product(args.backend, args.model, args.image_size,
+                                                                       args.strategy, args.precision):
+        print(f"{backend} {model} {size}px {strategy} {precision}: ", end="", flush=True)
+        rec = run_combination(backend, model, size, strategy, args, precision)
         write_json_new(Path(args.out) / f"{file_stamp(rec['created'])}_overhead_{backend}_{model}_{size}px_{strategy}"
-                                        f"_{os.getpid()}.json", rec)
+                                        f"_{precision}_{os.getpid()}.json", rec)
         print(f"{rec.get('ratio', float('nan')):.3f}", flush=True)
         records.append(rec)
     return records

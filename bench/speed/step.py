@@ -22,10 +22,10 @@ from bench.measure.timing import machine_lock
 LOOPS = ("native", "harness")
 
 
-def step_spec(backend: str, model: str, size: int, strategy: str, loop: str, args) -> dict:
+def step_spec(backend: str, model: str, size: int, strategy: str, loop: str, args, precision: str = "fp32") -> dict:
     return {"backend": backend, "model": model, "image_size": size, "strategy": strategy, "loop": loop,
             "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "classes": 5,
-            "lr": 0.01, "mode": "graph", "device": "cpu"}
+            "lr": 0.01, "mode": "graph", "device": "cpu", "precision": precision}
 
 
 # --- the child: the loops, timed ----------------------------------------------------------
@@ -41,9 +41,9 @@ def _build_loop(spec: dict):
     if spec["loop"] == "native":
         return backend, backend.native_step(spec["model"], classes, image_size=size, batch=batch,
                                             strategy=spec["strategy"], optim=optim, mode=spec["mode"],
-                                            device=spec["device"])
+                                            device=spec["device"], precision=spec.get("precision", "fp32"))
     model = backend.create_model(spec["model"], classes, image_size=size, mode=spec["mode"], device=spec["device"])
-    model.configure(make_plan(spec["strategy"]), optim)
+    model.configure(make_plan(spec["strategy"]), optim, precision=spec.get("precision", "fp32"))
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (batch, 3, size, size)).astype(np.float32)
     y = (np.arange(batch) % classes).astype(np.int32)

@@ -18,17 +18,23 @@ import numpy as np
 from backends.registry import backend_info
 from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 from bench.measure.environment import cpu_flags
+from bench.plan.config import PRECISIONS
 
 from .step import measure, step_spec
 
 DEFAULT_OUT = Path("runs-tune")
 
 
+PRECISION = "precision"  # a knob of the step itself, not of the environment: the reduced precisions
+
+
 def candidates(backend: str, knobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The settings to try: ``--knob`` ones, else every value the registry lists for the backend."""
+    """The settings to try: ``--knob`` ones, else every value the registry lists for the backend,
+    then the reduced precisions (``precision=bf16``, ``precision=fp16``)."""
     if knobs:
         return list(knobs)
-    return [(name, value) for name, values in backend_info(backend).settings.items() for value in values]
+    return ([(name, value) for name, values in backend_info(backend).settings.items() for value in values]
+            + [(PRECISION, p) for p in PRECISIONS if p != "fp32"])
 
 
 def tune_backend(backend: str, args) -> dict:
@@ -40,11 +46,12 @@ def tune_backend(backend: str, args) -> dict:
             for name, value in settings]
     for _ in range(args.rounds):
         for i, (name, value) in enumerate(settings):
-            env = dict(args.set) | ({} if name == "(defaults)" else {name: value})
+            env = dict(args.set) | ({} if name in ("(defaults)", PRECISION) else {name: value})
+            precision = value if name == PRECISION else "fp32"
             for model in args.model:
                 for size in args.image_size:
                     key = f"{model} {size}px"
-                    result = measure(step_spec(backend, model, size, args.strategy, "harness", args), env,
+                    result = measure(step_spec(backend, model, size, args.strategy, "harness", args, precision), env,
                                      args.timeout)
                     if "error" in result:
                         rows[i]["errors"][key] = result["error"]
