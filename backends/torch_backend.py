@@ -247,10 +247,10 @@ class TorchModel(Model):
 class TorchBackend(Backend):
     name = "torch"
 
-    def layers(self, arch: str, image_size: int, stem: str = "imagenet") -> list[dict]:
+    def layers(self, arch: str, image_size: int, stem: str = "imagenet", num_classes: int = 10) -> list[dict]:
         """Convolutions and dense layers in forward order with their forward FLOPs per image and
         canonical parameter names (``bench.measure.flops``): forward hooks on one image."""
-        model = self.create_model(arch, 10, image_size=image_size, stem=stem)
+        model = self.create_model(arch, num_classes, image_size=image_size, stem=stem)
         out, names = [], {m: n for n, m in model.net.named_modules()}
 
         def hook(module, inputs, output):

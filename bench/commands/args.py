@@ -88,6 +88,7 @@ ROUNDS = Range(1, 100, integer=True)
 STEPS = Range(3, 10_000, integer=True)
 FRACTION = Range(0, 1)
 FACTOR = Range(1, 100)
+SECONDS = Range(0.05, 60)                              # time per kernel (bench peak)
 
 
 def precisions(text: str) -> list[str]:

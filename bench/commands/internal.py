@@ -30,7 +30,14 @@ def cmd_step(args: argparse.Namespace) -> int:
 def cmd_layers(args: argparse.Namespace) -> int:
     from backends.registry import get_backend
     from bench.records.store import write_json_atomic
-    write_json_atomic(args.out, get_backend("torch").layers(args.arch, args.image_size, args.stem))
+    write_json_atomic(args.out, get_backend("torch").layers(args.arch, args.image_size, args.stem, args.classes))
+    return 0
+
+
+def cmd_peak(args: argparse.Namespace) -> int:
+    from bench.measure.peak import measure_kernels
+    from bench.records.store import write_json_atomic
+    write_json_atomic(args.out, measure_kernels(args.seconds))
     return 0
 
 
@@ -55,5 +62,10 @@ def add(sub) -> None:
     layers.add_argument("arch")
     layers.add_argument("image_size", type=int)
     layers.add_argument("stem")
+    layers.add_argument("classes", type=int)
     layers.add_argument("out", type=Path)
     layers.set_defaults(func=cmd_layers)
+    peak = sub.add_parser("_peak")  # the math libraries' kernels, timed (bench.execute.peak)
+    peak.add_argument("out", type=Path)
+    peak.add_argument("--seconds", type=float, default=1.0)
+    peak.set_defaults(func=cmd_peak)

@@ -179,7 +179,7 @@ def _run_options(args: argparse.Namespace):
     import os
 
     from bench.execute.local import RunOptions
-    from bench.execute.runner import default_cache_dir
+    from bench.core.files import default_cache_dir
     from datasets.registry import default_data_root
     return RunOptions(out=args.out or default_out(), cache_dir=Path(args.cache_dir or default_cache_dir()),
                       data_root=Path(args.data_root or os.environ.get("BENCH_DATA_ROOT") or default_data_root()),

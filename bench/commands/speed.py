@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import ROUNDS, add_step_args, names, ranged, readable_records, setting, state_ranges
+from .args import ROUNDS, SECONDS, add_step_args, names, ranged, readable_records, setting, state_ranges
 
 
 def check_steps(args: argparse.Namespace) -> None:
@@ -56,6 +56,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_peak(args: argparse.Namespace) -> int:
+    from bench.execute.peak import ensure_peak
+    from bench.report.speed import render_peak
+    print(render_peak(ensure_peak(force=args.force, seconds=args.seconds), args.format))
+    return 0
+
+
 def add(sub) -> None:
     from bench.speed.overhead import DEFAULT_OUT as OVERHEAD_OUT
     from bench.speed.tune import DEFAULT_OUT as TUNE_OUT
@@ -80,5 +87,12 @@ def add(sub) -> None:
     tu.add_argument("--knob", type=setting, action="append", default=[], metavar="NAME=VALUE",
                     help="try this setting (repeatable; default: the values backends/registry.py lists)")
     tu.add_argument("--out", type=Path, default=TUNE_OUT, help=f"directory for the record (default {TUNE_OUT}/)")
+    pk = sub.add_parser("peak", help="the machine's attainable peak (large GEMMs and a convolution through MKL, "
+                                     "oneDNN and OpenBLAS, fp32 and bf16) and its theoretical one; cached, and "
+                                     "recorded in every timed record")
+    pk.add_argument("--force", action="store_true", help="measure again even if cached")
+    pk.add_argument("--seconds", type=ranged(SECONDS), default=1.0, help="time per kernel")
+    pk.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    pk.set_defaults(func=cmd_peak)
     state_ranges(ov)
     state_ranges(tu)

@@ -45,3 +45,8 @@ def _translated(error: OSError, path: Path) -> OSError:
     if error.errno in FULL:
         return DiskFull(f"no space left on the device writing {path} ({os.strerror(error.errno)})")
     return error
+
+
+def default_cache_dir() -> Path:
+    """Where downloads, converted weights, FLOP tables and the machine's peak are kept."""
+    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))

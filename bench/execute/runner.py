@@ -19,12 +19,16 @@ from backends.base import OptimConfig
 from backends.registry import get_backend
 from backends.settings import effective_settings
 from bench.core.errors import BenchError, ConfigError, DivergedError
+from bench.core.files import default_cache_dir
 from bench.records.store import new_record, save_record, utc_now
 from bench.measure.environment import capture_environment
 from bench.measure.accuracy import collapse_flags, summarize_accuracy, time_to_target
 from bench.measure.timing import ContentionProbe, StepTimer
 from bench.plan.config import RunConfig
 from bench.plan.strategies import make_plan
+
+from .flops import flops_of
+from .peak import cached_peak
 from bench.weights import canonical
 from bench.weights.imagenet import canonical_imagenet
 from bench.weights.scratch_init import INITIALISER, shared_init_file
@@ -32,10 +36,6 @@ from datasets.folder import ImageFolder, check_same_classes, read_image_folder
 from datasets.loader import BatchLoader
 from datasets.registry import default_data_root, prepare_dataset
 from datasets.transforms import EvalTransform, TrainTransform
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
 
 
 def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = False):
@@ -250,14 +250,17 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
             weights, origin = resolve_weights(config, cache_dir, suite_weights)
             model = build_model(backend, config, len(train.classes), weights)
             record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
-                                                        effective_settings(config.backend))  # after the context is set
+                                                        effective_settings(config.backend),  # after the context is set
+                                                        peak=cached_peak())
             origin = start_weights(model, config, weights, origin, cache_dir)
             model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay),
                             precision=config.precision)
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
                            "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe(),
-                           "precision": model.precision_report()}
+                           "precision": model.precision_report(),
+                           "flops": flops_of(config.model, config.image_size, config.stem, plan, config.batch_size,
+                                             len(train.classes), cache_dir)}
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)
         record["data"]["eval_batch_size"] = loaders[-1].batch_size

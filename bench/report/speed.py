@@ -14,6 +14,8 @@ from tabulate import tabulate
 from bench.speed.overhead import ratio_of
 from bench.speed.step import LOOPS
 
+from bench.measure.peak import best_measured
+
 from .format import generated_header, tablefmt
 
 OVERHEAD_HOW = (
@@ -51,6 +53,9 @@ def merge_rounds(records: list[dict]) -> list[dict]:
                                     **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
                                        for loop in LOOPS}})
         m["round_ratios"] += r.get("round_ratios") or []
+        m["flops"] = (r.get("flops") or {}).get("per_step") or m.get("flops")
+        m["peak"] = (r.get("environment") or {}).get("peak") or m.get("peak")
+        m["cpu"] = (r.get("environment") or {}).get("cpu") or m.get("cpu")
         for loop in LOOPS:
             m[loop]["round_medians_ms"] += r[loop]["round_medians_ms"]
             m[loop]["errors"] += r[loop]["errors"]
@@ -91,6 +96,82 @@ def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 
     if any("†" in row[8] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
     return table + "\n\n" + "\n\n".join(notes)
+
+
+SPEED_HOW = (
+    "Each framework's own loop (the overhead table's `native`: its zoo's network, its fastest idiom), "
+    "batch 16: ms per train step, the median of the rounds' medians [their range]; img/s from it; GFLOP/s: "
+    "the step's FLOPs (convolutions and dense layers that run, forward and backward, counted from the "
+    "layers: `bench.measure.flops`) over that time; % of peak: of the fastest kernel `bench peak` measured "
+    "in that precision on this machine at these threads (named below), and of the theoretical peak; "
+    "bf16/fp32: the fp32 step time over the bf16 one (above 1: bf16 is faster).")
+
+
+def _ms_range(loop: dict) -> str:
+    rounds = loop["round_medians_ms"]
+    if not rounds:
+        return "-"
+    return f"{loop['median_ms']:.1f} [{min(rounds):.1f}–{max(rounds):.1f}]"
+
+
+def render_speed(records: list[dict], fmt: str = "terminal", loop: str = "native") -> str:
+    """Step time, throughput and the fraction of the machine's peak per backend, model, size,
+    strategy and precision, from overhead records (one sitting: their shared peak measurement)."""
+    combos = merge_rounds(records)
+    by_key = {(r["spec"]["backend"], r["spec"]["model"], r["spec"]["image_size"], r["spec"]["strategy"],
+               _precision(r)): r for r in combos}
+    rows, peaks = [], {}
+    for key in sorted(by_key):
+        r = by_key[key]
+        backend, model, size, strategy, precision = key
+        ms, flops, peak = r[loop]["median_ms"], r.get("flops"), r.get("peak")
+        best = best_measured(peak, precision)
+        theory = ((peak or {}).get("theoretical") or {}).get(precision, {}).get("gflops")
+        if best:
+            peaks[precision] = best
+        if ms is None:
+            errors = "; ".join(r[loop]["errors"])[:120] or "not measured"
+            rows.append([backend, model, size, strategy, precision, "-", "-", "-", "-", "-", f"refused: {errors}"])
+            continue
+        gflops = flops / ms / 1e6 if flops else None
+        fp32 = by_key.get((backend, model, size, strategy, "fp32"))
+        ratio = (f"{fp32[loop]['median_ms'] / ms:.2f}" if precision != "fp32" and fp32 and fp32[loop]["median_ms"]
+                 else "")
+        rows.append([backend, model, size, strategy, precision, _ms_range(r[loop]),
+                     f"{r['spec']['batch_size'] / ms * 1e3:.0f}",
+                     "-" if gflops is None else f"{gflops:.0f}",
+                     "-" if gflops is None or not best else f"{100 * gflops / best['gflops']:.0f}%",
+                     "-" if gflops is None or not theory else f"{100 * gflops / theory:.0f}%", ratio])
+    table = tabulate(rows, headers=["backend", "model", "px", "strategy", "precision", "ms/step [range]", "img/s",
+                                    "GFLOP/s", "% measured peak", "% theoretical", "bf16/fp32 speed"],
+                     tablefmt=tablefmt(fmt), disable_numparse=True)
+    notes = [f"measured peak, {p}: {b['gflops']:.0f} GFLOP/s, {b['kernel']} ({b['library']})"
+             for p, b in sorted(peaks.items())]
+    theory = next((r["peak"]["theoretical"] for r in combos if r.get("peak")), None)
+    if theory:
+        for p in ("fp32", "bf16"):
+            t = theory.get(p) or {}
+            notes.append(f"theoretical, {p}: " + (f"{t['gflops']:.0f} GFLOP/s = {theory['cores']} cores x "
+                                                   f"{theory['clock_mhz']:.0f} MHz x {t['flop_per_cycle']} FLOP/cycle "
+                                                   f"({t['assumption']})" if t.get("gflops") else t.get("why", "-")))
+    cpus = sorted({r["cpu"] for r in combos if r.get("cpu")})
+    if cpus:
+        notes.append("CPU: " + "; ".join(cpus))
+    return table + "\n\n" + "\n\n".join(notes)
+
+
+def render_peak(peak: dict, fmt: str = "terminal") -> str:
+    rows = [[name, k["precision"], k["library"], k["shape"].replace("n", str(k["size"])) if "size" in k
+             else k["shape"], f"{k['gflops']:.1f}", f"{k['median_gflops']:.1f}",
+             k["runs"]] for name, k in peak["kernels"].items()]
+    theory = peak.get("theoretical") or {}
+    for p in ("fp32", "bf16"):
+        t = theory.get(p) or {}
+        rows.append([f"theoretical {p}", p, t.get("assumption") or t.get("why", "-"), "-",
+                     f"{t['gflops']:.1f}" if t.get("gflops") else "-", "-", "-"])
+    return (f"{peak.get('key', {}).get('cpu', '?')}, {peak.get('threads')} threads, measured {peak.get('measured_at')}"
+            "\n\n" + tabulate(rows, headers=["kernel", "precision", "library / assumption", "shape", "best GFLOP/s",
+                                            "median GFLOP/s", "runs"], tablefmt=tablefmt(fmt), disable_numparse=True))
 
 
 def merge_tune(records: list[dict]) -> list[dict]:
@@ -146,7 +227,9 @@ def render_tune(rec: dict, fmt: str = "terminal") -> str:
 def overhead_report(records: list[dict], fmt: str, source) -> str:
     head = generated_header("Harness overhead", f"overhead --from {source}", len(records), OVERHEAD_HOW) + "\n" \
         if fmt == "markdown" else ""
-    return head + render_overhead(records, fmt)
+    speed = (("## Speed against the machine's peak\n\n" + SPEED_HOW + "\n\n") if fmt == "markdown" else "\n\n") \
+        + render_speed(records, fmt)
+    return head + render_overhead(records, fmt) + "\n\n" + speed
 
 
 def tune_report(records: list[dict], fmt: str, source) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
+from bench.measure.peak import best_measured
 from bench.records.store import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
@@ -78,6 +79,18 @@ def speed(group: Group) -> dict:
             "data_ms": _median([t.get("data", {}).get("median_ms") for t in timings])}
 
 
+def achieved(group: Group, ms: float | None) -> str:
+    """GFLOP/s of the median step (the records' counted FLOPs) and its share of the fastest kernel
+    ``bench peak`` measured in the run's precision on that machine."""
+    flops = _median([((r.get("model") or {}).get("flops") or {}).get("per_step") for r in group.runs])
+    if not flops or not ms:
+        return "-"
+    gflops = flops / ms / 1e6
+    precision = group.runs[0]["config"].get("precision", "fp32")
+    best = best_measured((group.runs[0].get("environment") or {}).get("peak"), precision)
+    return f"{gflops:.0f}" + (f" ({100 * gflops / best['gflops']:.0f}%)" if best else "")
+
+
 def _tta(group: Group) -> str:
     tta = [r["time_to_accuracy"].get("train_s") for r in group.runs]
     target = group.runs[0]["time_to_accuracy"].get("target")
@@ -104,10 +117,11 @@ def render_table(records: list[dict], fmt: str = "terminal") -> str:
                      _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
                      _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
                      _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
+                     achieved(g, s["ms"]),
                      _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
                      _fmt(_median([r["curve"][-1]["cum_train_s"] for r in g.runs]), ".1f")])
     headers = ["experiment", "model", "backend", "arm", "strategy", "shots", "seeds", "top-1 (final)",
-               "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "compile s", "data ms",
+               "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "GFLOP/s (% peak)", "compile s", "data ms",
                "time to target s", "train s"]
     if all(row[8] == "-" for row in rows):  # no run carved a validation split
         headers.pop(8)

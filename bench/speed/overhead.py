@@ -28,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.files import default_cache_dir
+from bench.execute.flops import flops_of
+from bench.execute.peak import ensure_peak
+from bench.plan.strategies import make_plan
 from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 
 from .step import LOOPS, measure, step_spec
@@ -80,12 +84,21 @@ def run_combination(backend: str, model: str, size: int, strategy: str, args, pr
                                          args.timeout))
     spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args, precision).items() if k != "loop"}
     spec.update(rounds=args.rounds, design=design)
-    return overhead_record(spec, results, settings)
+    rec = overhead_record(spec, results, settings)
+    rec["flops"] = spec_flops(spec)
+    return rec
+
+
+def spec_flops(spec: dict) -> dict:
+    """FLOPs of one step of a step spec (``bench.measure.flops``)."""
+    return flops_of(spec["model"], spec["image_size"], "imagenet", make_plan(spec["strategy"]), spec["batch_size"],
+                    spec["classes"], default_cache_dir())
 
 
 def measure_overhead(args) -> list[dict]:
     """Every (backend, model, size, strategy) of ``args``, one record each, written to ``args.out``."""
     records = []
+    ensure_peak()  # before any timing, alone: every record's environment carries it
     for backend, model, size, strategy, precision in itertools.product(args.backend, args.model, args.image_size,
                                                                        args.strategy, args.precision):
         print(f"{backend} {model} {size}px {strategy} {precision}: ", end="", flush=True)

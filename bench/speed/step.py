@@ -59,6 +59,7 @@ def _timed(step) -> float:
 def time_loops(spec: dict) -> dict:
     """Build the spec's loop (``interleaved``: both, in the order given) and time their steps."""
     from backends.settings import effective_settings
+    from bench.execute.peak import cached_peak
     from bench.measure.environment import capture_environment
     from bench.measure.timing import ContentionProbe, summarize_ms
 
@@ -74,7 +75,8 @@ def time_loops(spec: dict) -> dict:
     for i in range(spec["steps"]):
         for loop in (loops if i % 2 == 0 else loops[::-1]):  # alternate who goes first
             times[loop].append(_timed(steps[loop]))
-    env = capture_environment(backend.versions(), backend.runtime_settings(), effective_settings(spec["backend"]))
+    env = capture_environment(backend.versions(), backend.runtime_settings(), effective_settings(spec["backend"]),
+                              peak=cached_peak())
     contention = probe.stop()
     results = {loop: {"compile_ms": compile_ms[loop], "steps_ms": times[loop], "stats": summarize_ms(times[loop]),
                       "contention": contention, "environment": env} for loop in loops}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.registry import backend_info
+from bench.execute.peak import ensure_peak
 from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 from bench.measure.environment import cpu_flags
 from bench.plan.config import PRECISIONS
@@ -65,12 +66,13 @@ def tune_backend(backend: str, args) -> dict:
         row["ms"] = {key: float(np.median(medians)) for key, medians in row["rounds_ms"].items()}
     return {"schema_version": SCHEMA_VERSION, "kind": "tune", "created": utc_now(), "backend": backend,
             "defaults": defaults, "strategy": args.strategy, "batch_size": args.batch_size,
-            "rounds": args.rounds, "rows": rows}
+            "rounds": args.rounds, "rows": rows, "peak": ensure_peak()}
 
 
 def measure_tune(args) -> list[dict]:
     """One tune record per backend of ``args``, written to ``args.out``."""
     records = []
+    ensure_peak()  # alone, before any timing
     for backend in args.backend:
         print(f"{backend}:", flush=True)
         rec = tune_backend(backend, args)
