@@ -85,10 +85,11 @@ def test_overhead_tool_runs_both_loops_side_by_side(fake_backend, tmp_path, caps
     assert rec["ratio"] > 0 and rec["environment"]["settings"] is not None
     capsys.readouterr()
     assert main(["overhead", "--from", str(tmp_path / "ov"), "--format", "markdown"]) == 0
-    out = capsys.readouterr().out
+    out, speed = capsys.readouterr().out.split("## Speed against the machine's peak")
     (row,) = [line for line in out.splitlines() if "fake_mlp" in line]
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[:5] == ["processes", "fake", "fake_mlp", "8", "full"] and cells[8] == "2"
+    assert cells[:6] == ["processes", "fake", "fake_mlp", "8", "full", "fp32"] and cells[9] == "2"
+    assert len([line for line in speed.splitlines() if "fake_mlp" in line]) == 1  # and one speed row
     assert rec["ratio"] == pytest.approx(sum(rec["round_ratios"]) / 2)  # the median of the rounds' ratios
     within = int(rec["ratio"] <= 1.05)  # the verdict line counts what the record says
     assert f"processes: {within} of 1 combinations at or below harness/native 1.05" in out
@@ -98,5 +99,6 @@ def test_overhead_tool_runs_both_loops_side_by_side(fake_backend, tmp_path, caps
     assert main(once) == 0
     capsys.readouterr()
     assert main(["overhead", "--from", str(tmp_path / "ov"), "--format", "markdown"]) == 0
-    (row,) = [line for line in capsys.readouterr().out.splitlines() if "fake_mlp" in line]
-    assert [c.strip() for c in row.split("|")[1:-1]][8] == "3"
+    out = capsys.readouterr().out.split("## Speed against the machine's peak")[0]
+    (row,) = [line for line in out.splitlines() if "fake_mlp" in line]
+    assert [c.strip() for c in row.split("|")[1:-1]][9] == "3"
