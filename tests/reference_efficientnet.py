@@ -1,4 +1,4 @@
-"""An independent NumPy forward pass of EfficientNet-Lite0 (eval mode), for tests.
+"""An independent NumPy forward pass of EfficientNet-Lite0, Lite1 and Lite2 (eval mode), for tests.
 
 Written from the reference description (TF "same" padding, ReLU6, no
 squeeze-excite, BatchNorm eps 1e-3) and reading the canonical names directly,
@@ -12,6 +12,11 @@ import math
 import numpy as np
 
 EPS = 1e-3
+# The blocks that stride 2: the first of the /4, /8, /16 and /32 stages. TensorFlow's Lite block
+# strings have repeats 1, 2, 2, 3, 3, 4, 1 (strides 1, 2, 2, 2, 1, 2, 1); Lite1 and Lite2 take
+# ceil(1.1 x) and ceil(1.2 x) of the middle five: 1, 3, 3, 4, 4, 5, 1.
+STRIDED = {"efficientnet_lite0": (1, 3, 5, 11), "efficientnet_lite1": (1, 4, 7, 15),
+           "efficientnet_lite2": (1, 4, 7, 15)}
 
 
 def _pad_same(x, k, s):
@@ -47,7 +52,7 @@ def relu6(x):
     return np.clip(x, 0, 6)
 
 
-def forward(p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+def forward(p: dict[str, np.ndarray], x: np.ndarray, arch: str = "efficientnet_lite0") -> np.ndarray:
     """Logits for images ``x`` (N, 3, H, W), already scaled to [-1, 1]."""
     p = {k: v.astype(np.float64) for k, v in p.items()}
     h = relu6(bn(conv(x.astype(np.float64), p["_conv_stem.weight"], 2), p, "_bn0"))
@@ -58,7 +63,7 @@ def forward(p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         inp = h
         if f"{b}._expand_conv.weight" in p:
             h = relu6(bn(conv(h, p[f"{b}._expand_conv.weight"]), p, f"{b}._bn0"))
-        stride = 2 if i in (1, 3, 5, 11) else 1  # first block of the /4, /8, /16, /32 stages
+        stride = 2 if i in STRIDED[arch] else 1
         h = relu6(bn(conv(h, dw, stride, depthwise=True), p, f"{b}._bn1"))
         h = bn(conv(h, p[f"{b}._project_conv.weight"]), p, f"{b}._bn2")
         if stride == 1 and h.shape == inp.shape:
