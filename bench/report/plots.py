@@ -143,6 +143,37 @@ def trials_plot(plt, experiment: str, studies: list[dict], out_dir: Path) -> Pat
     return path
 
 
+def scale_plot(plt, experiment: str, rows: list[dict], out_dir: Path) -> Path:
+    """ImageNet top-1 (published) against transfer top-1 (mean, 95% interval), per backend and strategy."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (backend, row), points in sorted(_by(rows, ("backend", "row")).items()):
+        points = sorted(points, key=lambda r: r["imagenet_top1"])
+        xs = [p["imagenet_top1"] for p in points]
+        ys = [p["mean"] for p in points]
+        err = [[p["mean"] - p["ci"][0] if p["ci"] else 0 for p in points],
+               [p["ci"][1] - p["mean"] if p["ci"] else 0 for p in points]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"{backend}, {row}")
+    for p in rows:
+        ax.annotate(p["model"].replace("efficientnet_", ""), (p["imagenet_top1"], p["mean"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("ImageNet top-1 (%, as published)")
+    ax.set_ylabel("transfer test top-1 (mean, 95% CI)")
+    ax.set_title(f"{experiment}: model scale")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / f"{experiment}-scale.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _by(rows: list[dict], keys: tuple[str, ...]) -> dict:
+    out = defaultdict(list)
+    for r in rows:
+        out[tuple(r[k] for k in keys)].append(r)
+    return out
+
+
 def write_plots(records: list[dict], out_dir: Path, studies=()) -> list[Path]:
     """Accuracy and gap figures per experiment, trial plots where studies ran, one step-time
     chart; returns the paths."""
@@ -163,5 +194,8 @@ def write_plots(records: list[dict], out_dir: Path, studies=()) -> list[Path]:
     for s in latest_studies(list(studies)):
         by_study[s["arm"]["experiment"]].append(s)
     paths += [trials_plot(plt, exp, ss, out_dir) for exp, ss in sorted(by_study.items())]
+    from .scale import scale_rows
+    paths += [scale_plot(plt, exp, rows, out_dir) for (exp,), rows in sorted(_by(scale_rows(records),
+                                                                                ("experiment",)).items())]
     step = step_time_plot(plt, groups, out_dir)
     return paths + ([step] if step else [])

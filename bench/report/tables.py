@@ -39,7 +39,10 @@ HOW_TO_READ = """### How to read these tables
   gap, and the seeds a paired t interval would need at those.
 * **Times**: steady-state train step (compile step and warm-up excluded), median over seeds; time to
   target is cumulative training time, evaluation excluded. `†`: other processes used more than 10% of
-  the machine's CPU while the run was timed; `‡`: a packed run (`--pack`), whose times are left out."""
+  the machine's CPU while the run was timed; `‡`: a packed run (`--pack`), whose times are left out.
+  GFLOP/s: the record's counted FLOPs per step over the median step, with its share of the fastest
+  kernel `bench peak` measured in the run's precision on that machine (records from before FLOPs were
+  counted show `-`). Records from different machines sit side by side: *Measured on* names them."""
 
 
 def _fmt(value, spec: str) -> str:
@@ -369,6 +372,7 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
 
 
 def render_report(records: list[dict], fmt: str = "terminal", sources: str = "", studies=()) -> str:
+    from .scale import render_model_scale
     from .studies import render_chosen, render_ranking, render_time_to_target, study_problems
     md = fmt == "markdown"
     parts = []
@@ -382,6 +386,7 @@ def render_report(records: list[dict], fmt: str = "terminal", sources: str = "",
                 ("Strategy ranking, each tuned (test top-1)", render_ranking(records, fmt)),
                 ("Time to target, both clocks", render_time_to_target(records, fmt)
                  if any(r["config"].get("study") for r in records) else ""),
+                ("Model scale: ImageNet top-1 against transfer (test top-1)", render_model_scale(records, fmt)),
                 ("Scratch: shared canonical init vs each framework's own", render_init_effect(records, fmt)),
                 ("Seeds: were there enough?", render_seed_count(records, fmt)),
                 ("Sweep time (from the records; estimate for N nodes)", render_sweep_time(records, fmt)),

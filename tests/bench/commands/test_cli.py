@@ -163,3 +163,17 @@ def test_values_that_mean_nothing_are_refused(argv, match, capsys, tmp_path):
     err = capsys.readouterr().err
     assert re.search(match, err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_imagenet_scale_plans_every_lite_with_its_own_recipe_and_model_takes_a_list():
+    from bench.cli import make_parser
+    from bench.commands.run import build_configs
+    args = make_parser().parse_args(["run", "--backend", "torch", "--experiment", "imagenet-scale",
+                                     "--arms", "finetune"])
+    configs = build_configs(args)
+    assert sorted({c.model for c in configs}) == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert {c.strategy for c in configs} == {"linear-probe", "full"} and all(c.image_size == 64 for c in configs)
+    assert {c.optimizer for c in configs} == {"adam"}  # the Lites' recipe
+    args = make_parser().parse_args(["run", "--backend", "torch", "--model", "resnet18,efficientnet_lite1",
+                                     "--arms", "finetune", "--strategy", "full"])
+    assert [c.model for c in build_configs(args)] == ["resnet18", "efficientnet_lite1"]

@@ -1,0 +1,80 @@
+"""`--pretrained imagenet` with network, proved offline: torchvision's ResNet-18 file is served by a
+loopback HTTP server, downloaded once with its SHA-256 prefix checked, read without torch,
+converted to one canonical file, and that one file (one sha256 in every record) starts every
+backend, whose logits then agree."""
+import dataclasses
+import hashlib
+import io
+
+import numpy as np
+import pytest
+
+from architectures import get_spec
+from backends.registry import get_backend
+from bench.core.errors import BackendUnavailable
+from bench.weights import imagenet
+
+from ...backends.installed import BACKENDS
+from ...backends.test_architectures import RTOL, max_rel_diff
+from ...datasets.test_download import server  # noqa: F401  (the loopback server fixture)
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def served_resnet18(server, monkeypatch, tmp_path):  # noqa: F811
+    """A torchvision-format ResNet-18 file (torchvision's names, shapes and counters, made by
+    torch.save) on the server, under a name ending in its own SHA-256 prefix, as torchvision's do."""
+    handler, base = server
+    net = get_backend("torch").create_model("resnet18", 1000, seed=3).net
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    handler.payload = buf.getvalue()
+    prefix = hashlib.sha256(handler.payload).hexdigest()[:8]
+    spec = get_spec("resnet18")
+    local = dataclasses.replace(spec, imagenet=dataclasses.replace(spec.imagenet,
+                                                                   url=f"{base}/resnet18-{prefix}.pth"))
+    monkeypatch.setattr(imagenet, "get_spec", lambda arch: local if arch == "resnet18" else get_spec(arch))
+    return handler
+
+
+def test_one_canonical_file_starts_every_backend(served_resnet18, image_folder, tmp_path):
+    from bench.execute.runner import execute
+    from bench.plan.experiments import get_experiment
+    cache = tmp_path / "cache"
+    records = {}
+    for name in BACKENDS:
+        cfg = get_experiment("folder").arm_config(name, "finetune", "full", model="resnet18", pretrained="imagenet",
+                                                  data_dir=str(image_folder), image_size=32, epochs=1, batch_size=4)
+        records[name] = execute(cfg, tmp_path / "out", cache_dir=cache, progress=False)
+        assert records[name]["status"] == "ok", records[name].get("error")
+    digests = {r["model"]["weights"]["sha256"] for r in records.values()}
+    assert len(digests) == 1  # one file, every backend
+    assert all(r["model"]["weights"]["source"].startswith("ImageNet, http://127.0.0.1") for r in records.values())
+    downloaded = list((cache / "zoo" / "imagenet").glob("resnet18-*.pth"))
+    assert len(downloaded) == 1  # downloaded once, then the canonical file is reused
+    path = records[BACKENDS[0]]["model"]["weights"]["path"]
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, 64, 64)).astype(np.float32)
+    logits = {}
+    for name in BACKENDS:
+        model = get_backend(name).create_model("resnet18", 1000, image_size=64)
+        model.load_weights(path)
+        logits[name] = model.predict(x)
+    for name in BACKENDS[1:]:
+        assert max_rel_diff(logits[BACKENDS[0]], logits[name]) < RTOL
+
+
+def test_a_corrupted_download_is_refused(served_resnet18, tmp_path):
+    served_resnet18.payload = served_resnet18.payload[:-10] + b"0123456789"  # same size, other bytes
+    with pytest.raises(BackendUnavailable, match="(?i)sha256|checksum|digest"):
+        imagenet.canonical_imagenet("resnet18", tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.npz")) and not list((tmp_path / "cache").rglob("*.pth"))
+
+
+def test_torch_zoo_uses_torchs_own_loader_and_fails_clearly_offline(monkeypatch):
+    """`--pretrained zoo` on PyTorch: torch.hub's download (unreachable here: a one-line error)."""
+    def refuse(*a, **k):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    with pytest.raises(BackendUnavailable, match="--pretrained zoo: torchvision's resnet18-.*--pretrained PATH"):
+        get_backend("torch").create_model("resnet18", 10, pretrained="zoo")
