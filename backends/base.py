@@ -285,6 +285,11 @@ class Backend(abc.ABC):
         ``Model.train_step`` against."""
         raise ConfigError(f"backend {self.name!r} has no native reference loop")
 
+    def profile(self, step, steps: int, scratch: str) -> dict[str, float]:
+        """Run ``step`` ``steps`` times under the framework's own profiler; milliseconds of self
+        time per operator kind (``bench profile``). ``scratch``: a directory for its files."""
+        raise ConfigError(f"backend {self.name!r} has no profiler hook")
+
     def native_loader(self, dataset, *, train: bool, image_size: int, batch_size: int, seed: int,
                       crop_scale=(0.08, 1.0), hflip: bool = True, mean=None, std=None):
         """The framework's own input pipeline over ``dataset`` (an ImageFolder), yielding

@@ -351,6 +351,37 @@ class MindSporeBackend(Backend):
     def native_step(self, arch, num_classes, **opts):
         return native_step(arch, num_classes, **opts)
 
+    def profile(self, step, steps: int, scratch: str) -> dict[str, float]:
+        """MindSpore's ``Profiler`` (CPU): the per-operator-type table its analysis writes."""
+        import csv
+        from pathlib import Path
+        profiler = ms.Profiler(output_path=scratch)
+        for _ in range(steps):
+            step()
+        profiler.stop()
+        profiler.analyse()
+        out: dict[str, float] = {}
+        tables = sorted(Path(scratch).rglob("*op_type*.csv")) or sorted(Path(scratch).rglob("*op_statistic*.csv"))
+        if tables:
+            with open(tables[0], newline="") as f:
+                for row in csv.DictReader(f):
+                    name = next((row[k] for k in row if k and "type" in k.lower()), None)
+                    time_key = next((k for k in row if k and "time" in k.lower() and "avg" not in k.lower()), None)
+                    if name and time_key:
+                        out[name] = out.get(name, 0.0) + float(row[time_key] or 0)
+            return out
+        traces = sorted(Path(scratch).rglob("*trace*.json"))  # a Chrome trace: complete events, µs
+        if not traces:
+            raise ConfigError(f"MindSpore's profiler wrote no operator table or trace under {scratch}: "
+                              f"{sorted(p.name for p in Path(scratch).rglob('*') if p.is_file())[:12]}")
+        import json
+        events = json.loads(traces[0].read_text())
+        for e in events.get("traceEvents", []) if isinstance(events, dict) else events:
+            if isinstance(e, dict) and e.get("ph") == "X" and "dur" in e:
+                name = str(e.get("name", "?")).split("-op")[0]
+                out[name] = out.get(name, 0.0) + float(e["dur"]) / 1e3
+        return out
+
     def versions(self) -> dict[str, str]:
         import mindcv
         return {"mindspore": ms.__version__, "mindcv": mindcv.__version__, "numpy": np.__version__}

@@ -266,6 +266,25 @@ class GluonBackend(Backend):
     def native_step(self, arch, num_classes, **opts):
         return native_step(arch, num_classes, **opts)
 
+    def profile(self, step, steps: int, scratch: str) -> dict[str, float]:
+        """MXNet's profiler with aggregate statistics: total time per operator."""
+        import json
+        mx.nd.waitall()
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=f"{scratch}/mxnet-profile.json")
+        mx.profiler.set_state("run")
+        for _ in range(steps):
+            step()
+        mx.nd.waitall()
+        mx.profiler.set_state("stop")
+        stats = json.loads(mx.profiler.dumps(reset=True, format="json"))
+        out: dict[str, float] = {}
+        for domain, ops in (stats.get("Time") or {}).items():
+            if "operator" not in domain.lower():
+                continue
+            for name, row in ops.items():
+                out[name] = out.get(name, 0.0) + float(row.get("Total", 0.0))
+        return out
+
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}
 

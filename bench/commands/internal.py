@@ -34,6 +34,13 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.records.store import write_json_atomic
+    from bench.speed.profile import profile_loop
+    write_json_atomic(args.result_file, profile_loop(json.loads(args.spec)))
+    return 0
+
+
 def cmd_peak(args: argparse.Namespace) -> int:
     from bench.measure.peak import measure_kernels
     from bench.records.store import write_json_atomic
@@ -69,3 +76,7 @@ def add(sub) -> None:
     peak.add_argument("out", type=Path)
     peak.add_argument("--seconds", type=float, default=1.0)
     peak.set_defaults(func=cmd_peak)
+    prof = sub.add_parser("_profile")  # one framework's loop under its profiler (bench.speed.profile)
+    prof.add_argument("spec")
+    prof.add_argument("--result-file", type=Path, required=True)
+    prof.set_defaults(func=cmd_profile)

@@ -56,6 +56,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.report.speed import profile_report, render_profiles
+    if args.source:
+        print(profile_report(readable_records([args.source], False, "profile"), args.format, args.source))
+        return 0
+    from bench.speed.profile import measure_profiles
+    check_steps(args)
+    records = measure_profiles(args)
+    print()
+    print(render_profiles(records, args.format))
+    return 0 if all("error" not in r for r in records) else 1
+
+
 def cmd_peak(args: argparse.Namespace) -> int:
     from bench.execute.peak import ensure_peak
     from bench.report.speed import render_peak
@@ -87,6 +100,13 @@ def add(sub) -> None:
     tu.add_argument("--knob", type=setting, action="append", default=[], metavar="NAME=VALUE",
                     help="try this setting (repeatable; default: the values backends/registry.py lists)")
     tu.add_argument("--out", type=Path, default=TUNE_OUT, help=f"directory for the record (default {TUNE_OUT}/)")
+    from bench.speed.profile import DEFAULT_OUT as PROFILE_OUT
+    pr = sub.add_parser("profile", help="where each framework's own train step spends its time, by its own "
+                                        "profiler (top operators and their share)")
+    add_step_args(pr, "112")
+    pr.set_defaults(model=names("resnet18,efficientnet_lite0"), steps=5, warmup=2, func=cmd_profile)
+    pr.add_argument("--strategy", default="full")
+    pr.add_argument("--out", type=Path, default=PROFILE_OUT, help=f"directory for the records (default {PROFILE_OUT}/)")
     pk = sub.add_parser("peak", help="the machine's attainable peak (large GEMMs and a convolution through MKL, "
                                      "oneDNN and OpenBLAS, fp32 and bf16) and its theoretical one; cached, and "
                                      "recorded in every timed record")

@@ -236,3 +236,43 @@ def tune_report(records: list[dict], fmt: str, source) -> str:
     head = generated_header("Runtime settings tried", f"tune --from {source}", len(records), TUNE_HOW) + "\n" \
         if fmt == "markdown" else ""
     return head + "\n\n".join(("## " if fmt == "markdown" else "") + render_tune(r, fmt) for r in merge_tune(records))
+
+
+PROFILE_HOW = (
+    "Each framework's own reference loop (as `bench overhead` times it), compiled and warmed up, then "
+    "profiled by the framework's own profiler for the record's steps; per operator kind, its self time "
+    "and share of all operator time; `attributed`: operator time over the profiled wall time (the rest is "
+    "the framework's dispatch, Python, and what its profiler does not see).")
+
+
+def render_profiles(records: list[dict], fmt: str = "terminal", top: int = 6) -> str:
+    parts = []
+    for rec in sorted(records, key=lambda r: json.dumps(r.get("spec"), sort_keys=True, default=str)):
+        try:
+            parts.append(_profile_section(rec, fmt, top))
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
+            parts.append(f"a malformed profile record ({type(e).__name__}: {e}), created {rec.get('created')!r}")
+    return "\n\n".join(parts)
+
+
+def _profile_section(rec: dict, fmt: str, top: int) -> str:
+    s = rec["spec"]
+    title = f"{s['backend']} {s['model']} {s['image_size']} px, {s['strategy']}, {s.get('precision', 'fp32')}"
+    if "error" in rec:
+        return f"{title}: not profiled ({rec['error']})"
+    ops = sorted(((str(k), float(v)) for k, v in rec["ops_ms"].items()), key=lambda kv: -kv[1])
+    total = sum(v for _, v in ops) or 1.0
+    rows = [[name[:60], f"{ms / s['steps']:.1f}", f"{100 * ms / total:.0f}%"] for name, ms in ops[:top]]
+    rows.append([f"({len(ops) - top} more)" if len(ops) > top else "-",
+                 f"{sum(v for _, v in ops[top:]) / s['steps']:.1f}",
+                 f"{100 * sum(v for _, v in ops[top:]) / total:.0f}%"])
+    head = (f"{title}: {total / s['steps']:.1f} ms of operators per step, attributed "
+            f"{100 * total / rec['wall_ms']:.0f}% of {rec['wall_ms'] / s['steps']:.1f} ms wall per step")
+    return ("### " if fmt == "markdown" else "") + head + "\n\n" + tabulate(
+        rows, headers=["operator", "ms/step", "share"], tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def profile_report(records: list[dict], fmt: str, source) -> str:
+    head = generated_header("Where the time goes", f"profile --from {source}", len(records), PROFILE_HOW) + "\n" \
+        if fmt == "markdown" else ""
+    return head + render_profiles(records, fmt)

@@ -85,12 +85,13 @@ def time_loops(spec: dict) -> dict:
 
 # --- the parent: one process at a time ----------------------------------------------------
 
-def measure(spec: dict, settings: dict[str, str], timeout: float) -> dict:
-    """Run one ``_step`` child for ``spec`` under the machine lock; its result or {"error": ...}."""
+def measure(spec: dict, settings: dict[str, str], timeout: float, child: str = "_step") -> dict:
+    """Run one ``child`` (``_step``, or ``_profile``) for ``spec`` under the machine lock; its result
+    or {"error": ...}."""
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp, machine_lock():
         result, stderr = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         with open(stderr, "w") as err:
-            code = run_bench_child(["_step", json.dumps(spec), "--result-file", str(result)],
+            code = run_bench_child([child, json.dumps(spec), "--result-file", str(result)],
                                    child_env(spec["backend"], settings), timeout, err)
         if code is None:
             return {"error": f"timed out after {timeout:g} s"}

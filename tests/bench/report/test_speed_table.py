@@ -1,0 +1,55 @@
+"""The speed table: ms/step with its range, img/s, GFLOP/s and % of the machine's peak, from records."""
+from bench.report.speed import render_speed
+from bench.speed.overhead import overhead_record
+
+PEAK = {"kernels": {"torch.mm fp32": {"precision": "fp32", "gflops": 200.0, "library": "MKL sgemm"},
+                    "torch.mm bf16": {"precision": "bf16", "gflops": 800.0, "library": "oneDNN bf16"}},
+        "theoretical": {"cores": 2, "clock_mhz": 2500.0,
+                        "fp32": {"gflops": 160.0, "flop_per_cycle": 32, "assumption": "2 FMA pipes"},
+                        "bf16": {"gflops": None, "why": "no bf16 dot-product instructions"}}}
+
+
+def _record(precision, native_ms, flops=4e9, error=None):
+    spec = {"backend": "x", "model": "resnet18", "image_size": 32, "strategy": "full", "batch_size": 16,
+            "steps": 3, "warmup": 0, "classes": 5, "lr": 0.01, "mode": "graph", "device": "cpu",
+            "precision": precision, "rounds": 2, "design": "interleaved"}
+    env = {"peak": PEAK, "cpu": "AMD EPYC"}
+    if error:
+        results = {loop: [{"error": error}] * 2 for loop in ("native", "harness")}
+    else:
+        results = {loop: [{"steps_ms": [ms] * 3, "stats": {"median_ms": ms}, "compile_ms": 1.0,
+                           "contention": {}, "environment": env} for ms in (native_ms, native_ms * 1.1)]
+                   for loop in ("native", "harness")}
+    rec = overhead_record(spec, results, {})
+    rec["flops"] = {"per_step": flops}
+    return rec
+
+
+def test_rates_and_shares_of_peak_come_from_the_records():
+    table = render_speed([_record("fp32", 20.0), _record("bf16", 10.0)])
+    fp32 = next(line for line in table.splitlines() if " fp32 " in line and "resnet18" in line)
+    # median of the rounds' medians 21 ms: 4 GFLOP / 21 ms = 190 GFLOP/s = 95% of 200, 119% of 160
+    assert "21.0 [20.0–22.0]" in fp32 and " 762 " in fp32 and " 190 " in fp32 and "95%" in fp32 and "119%" in fp32
+    bf16 = next(line for line in table.splitlines() if " bf16 " in line and "resnet18" in line)
+    assert "48%" in bf16 and "2.00" in bf16  # 381 of 800 GFLOP/s; fp32 / bf16 step time
+    assert "measured peak, fp32: 200 GFLOP/s, torch.mm fp32 (MKL sgemm)" in table
+    assert "no bf16 dot-product instructions" in table
+
+
+def test_a_refused_precision_is_a_row_that_says_why():
+    table = render_speed([_record("fp32", 20.0), _record("fp16", None, error="exit 2: cannot train in fp16")])
+    assert "refused: exit 2: cannot train in fp16" in table
+
+
+def test_profile_table_shows_top_operators_their_share_and_what_was_attributed():
+    from bench.report.speed import render_profiles
+    spec = {"backend": "x", "model": "resnet18", "image_size": 112, "strategy": "full", "precision": "fp32",
+            "steps": 2}
+    rec = {"kind": "profile", "spec": spec, "wall_ms": 400.0,
+           "ops_ms": {"conv": 240.0, "bn": 60.0, "relu": 20.0, "add": 10.0, "pool": 6.0, "mm": 2.0, "misc": 2.0}}
+    table = render_profiles([rec, {"kind": "profile", "spec": spec | {"backend": "y"}, "error": "no profiler"},
+                             {"kind": "profile", "spec": "garbage"}], top=2)
+    assert "170.0 ms of operators per step, attributed 85% of 200.0 ms wall per step" in table
+    assert "conv" in table and "71%" in table and "(5 more)" in table
+    assert "y resnet18 112 px, full, fp32: not profiled (no profiler)" in table
+    assert "a malformed profile record" in table
