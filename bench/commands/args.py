@@ -88,6 +88,7 @@ ROUNDS = Range(1, 100, integer=True)
 STEPS = Range(3, 10_000, integer=True)
 FRACTION = Range(0, 1)
 FACTOR = Range(1, 100)
+ALPHA_LEVEL = Range(0, 0.5, low_open=True)             # a significance level
 SECONDS = Range(0.05, 60)                              # time per kernel (bench peak)
 
 

@@ -5,7 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .args import FACTOR, FRACTION, PUBLISHED, add_format, default_out, ranged, readable_records
+from bench.report.format import FORMATS
+
+from .args import ALPHA_LEVEL, FACTOR, FRACTION, PUBLISHED, add_format, default_out, ranged, readable_records
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -13,6 +15,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from bench.records.store import read_records
 
+    if args.format == "html":
+        return _site(args)
     paths = args.paths or [default_out()]
     records = readable_records(paths, args.strict)
     studies, _ = read_records(paths, "study")
@@ -21,6 +25,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bench.report.plots import write_plots
         for path in write_plots(records, args.plots, studies):
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    """``--format html OUT [PATHS]``: the first path is the site's folder, the rest the records."""
+    from bench.core.errors import ConfigError
+    from bench.report.site import write_site
+
+    if not args.paths:
+        raise ConfigError("--format html writes a site: give its folder first, e.g. "
+                          "`bench report --format html site/ results/runs results/overhead`")
+    out, paths = args.paths[0], args.paths[1:] or [default_out()]
+    if out.is_file() or (out.is_dir() and any(out.glob("*.json"))):
+        raise ConfigError(f"--format html: {out} holds records or is a file; the first path is the folder the "
+                          "site is written to (then the record paths)")
+    readable_records(paths, args.strict)  # a path that is missing or (with --strict) unreadable fails here
+    written = write_site(out, paths, sources=" ".join(map(str, args.paths)), history_paths=args.history or [])
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"open {(out / 'index.html').resolve().as_uri()}")
     return 0
 
 
@@ -33,12 +57,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from bench.core.errors import BenchError
+    from bench.records.store import read_records
+    from bench.report.gate import gate, render_gate, samples
+
+    sides = []
+    for path in (args.baseline, args.candidate):
+        runs, problems = read_records([path])
+        overhead, more = read_records([path], "overhead")
+        for problem in problems + more:
+            print(f"bench: skipped: {problem}", file=sys.stderr)
+        if not runs and not overhead:
+            raise BenchError(f"{path}: no run or overhead records (bench gate compares step times: "
+                             "`bench overhead --rounds N --out DIR`, or `bench run` records)")
+        sides.append(samples(runs, overhead))
+    rows = gate(*sides, factor=args.factor, overhead_factor=args.overhead_factor, alpha=args.alpha)
+    print(render_gate(rows, args.format))
+    if not rows:
+        return 2
+    return 1 if any(r["verdict"] == "REGRESSION" for r in rows) else 0
+
+
 def add(sub) -> None:
     rep = sub.add_parser("report", help="tables (and plots) from result records")
     rep.add_argument("paths", nargs="*", type=Path,
                      help=f"record files or directories (default: runs/ of the checkout, or BENCH_OUT; the published "
-                          f"ones: {PUBLISHED})")
-    add_format(rep)
+                          f"ones: {PUBLISHED}); with --format html the first is the site's folder")
+    rep.add_argument("--format", choices=FORMATS + ("html",), default="terminal",
+                     help="html: a static site (tables that filter and sort, interactive plots, links to the "
+                          "records) written to the first path; opens from disk")
+    rep.add_argument("--history", type=Path, action="append",
+                     help="--format html: also read these records (many commits, a folder per machine) for the "
+                          "history page")
     rep.add_argument("--plots", type=Path, help="also write PNG plots (accuracy curves, gaps, step time) to DIR")
     rep.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
     rep.set_defaults(func=cmd_report)
@@ -52,3 +103,15 @@ def add(sub) -> None:
                       help="smallest step-time ratio worth marking (default 1.05)")
     cmp_.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
     cmp_.set_defaults(func=cmd_compare)
+    from bench.report.gate import ALPHA, FACTOR as GATE_FACTOR, OVERHEAD_FACTOR
+    g = sub.add_parser("gate", help="exit 1 on a step-time regression that is significant (Mann-Whitney U over "
+                                    "processes) and beyond a factor; samples are processes, not steps")
+    g.add_argument("baseline", type=Path, help="records (a folder or file): bench overhead --rounds N, or bench run")
+    g.add_argument("candidate", type=Path)
+    add_format(g)
+    g.add_argument("--factor", type=ranged(FACTOR), default=GATE_FACTOR,
+                   help=f"smallest slowdown that fails the gate (ratio of medians; default {GATE_FACTOR:g})")
+    g.add_argument("--overhead-factor", type=ranged(FACTOR), default=OVERHEAD_FACTOR,
+                   help=f"the same for the paired harness/native ratio (default {OVERHEAD_FACTOR:g})")
+    g.add_argument("--alpha", type=ranged(ALPHA_LEVEL), default=ALPHA, help=f"significance level (default {ALPHA:g})")
+    g.set_defaults(func=cmd_gate)

@@ -91,3 +91,27 @@ def seeds_needed(sd: float, effect: float, confidence: float = CONFIDENCE, most:
 def above_chance(correct: int, total: int, classes: int, confidence: float = CONFIDENCE) -> bool:
     """Is top-1 significantly above 1/classes (the lower Wilson bound above chance)?"""
     return wilson_interval(correct, total, confidence)[0] > 1.0 / classes
+
+
+def time_change(before, after, factor: float, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+    """Did a time move from samples ``before`` to ``after`` (each sample one process's median)?
+    asv's rule: a change only when it is both significant (Mann-Whitney U, SciPy's exact test for
+    small samples; ``alternative="greater"``: only a slowdown counts) and at least ``factor``
+    (the ratio of the medians, after/before, >= factor or <= 1/factor). Processes, not steps,
+    are the samples: steps of one process share its speed, which varies between processes."""
+    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    ratio = float(np.median(b) / np.median(a)) if len(a) and len(b) else None
+    out = {"ratio": ratio, "n": (len(a), len(b)), "p": None, "significant": False, "beyond_factor": False}
+    if ratio is None:
+        return out
+    out["beyond_factor"] = ratio >= factor or (alternative == "two-sided" and ratio <= 1 / factor)
+    if min(len(a), len(b)) >= 2 and len(set(np.concatenate([a, b]))) > 1:
+        out["p"] = float(stats.mannwhitneyu(b, a, alternative=alternative).pvalue)
+        out["significant"] = out["p"] < alpha
+    return out
+
+
+def smallest_p(n_before: int, n_after: int) -> float:
+    """The smallest one-sided p Mann-Whitney U can give with these sample sizes (complete separation):
+    below ``alpha`` or no gate can ever fire."""
+    return 1.0 / math.comb(n_before + n_after, n_before)

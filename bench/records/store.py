@@ -185,14 +185,16 @@ def record_files(paths, pattern: str = "*.json") -> list[Path]:
     return files
 
 
-def read_records(paths, kind: str = RUN) -> tuple[list[dict], list[str]]:
+def read_records(paths, kind: str = RUN, with_paths: bool = False) -> tuple[list, list[str]]:
     """Every readable record of ``kind`` under ``paths``, and one line per file that could not
     be read: one truncated or foreign file never hides the others. Files holding records of
-    another kind are passed over silently (speed and run records may share a folder)."""
+    another kind are passed over silently (speed and run records may share a folder).
+    ``with_paths``: (file, record) pairs instead of records."""
     records, problems = [], []
     for f in record_files(paths):
         try:
-            records.append(read_record(f, kind))
+            rec = read_record(f, kind)
+            records.append((f, rec) if with_paths else rec)
         except OtherKind:
             continue
         except BenchError as e:

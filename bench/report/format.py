@@ -5,8 +5,9 @@ FORMATS = ("terminal", "markdown")
 
 
 def tablefmt(fmt: str) -> str:
-    """tabulate's table format for ``--format terminal|markdown``."""
-    return {"terminal": "simple", "markdown": "github"}[fmt]
+    """tabulate's table format for ``--format terminal|markdown`` (and ``html``, the site's: every
+    cell escaped, since records are untrusted input)."""
+    return {"terminal": "simple", "markdown": "github", "html": "html"}[fmt]
 
 
 def generated_header(title: str, command: str, n: int, how_to_read: str) -> str:

@@ -1,0 +1,259 @@
+"""``bench report --format html OUT/``: the results as a static, self-contained site.
+
+Generated from records only, by the functions that write the markdown report
+(``report_sections`` in ``tables.py``: the same rows, in tabulate's escaped HTML):
+
+* ``index.html``: every report section; the tables filter (a select per experiment,
+  model, backend, arm and strategy column, plus free text) and sort (click a header);
+  the "All configurations" rows link to the JSON records behind them (config,
+  environment, runtime settings), by paths relative to the page; interactive plots
+  (Plotly): accuracy per epoch, fine-tuned minus scratch with intervals, tuning trials
+  against lr, step time;
+* ``speed.html``: the ``bench overhead`` records (harness against each framework's own
+  loop, speed against the machine's peak), when the paths hold any;
+* ``history.html``: step time and accuracy across commits per machine
+  (``bench/report/history.py``), when the records span more than one commit.
+
+Nothing is fetched at view time: Plotly's JavaScript is written once beside the pages
+(``plotly.min.js``), the page's own script and style are inline, and the pages open
+from disk. Nothing depends on the clock or on dictionary order, so the same records
+give the same bytes (``tests/bench/report/test_site.py``). Every string from a record is
+HTML-escaped: records are untrusted input.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .groups import group_records, row_label
+from .htmlpage import FILTER_COLUMNS, PLOTLY_JS, esc, figure_div, page, slug, wrap_tables
+from .tables import HOW_TO_READ, gaps, render_notes, report_sections, table_rows, timing_marks
+
+def _relative(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
+
+
+def all_configurations(records: list[dict], paths: dict[int, Path], out_dir: Path) -> str:
+    """The "All configurations" table with a column of links to each row's records (by seed)."""
+    headers, rows, groups = table_rows(records)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers + ["records"])
+    body = []
+    for row, g in zip(rows, groups):
+        links = " ".join(f'<a href="{esc(_relative(paths[id(r)], out_dir))}">s{esc(r["config"]["seed"])}</a>'
+                         for r in g.runs if id(r) in paths)
+        body.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + f"<td>{links}</td></tr>")
+    notes = render_notes(records, groups)
+    table = (f'<div class="bench-table table-wrap" id="all-0" data-filter="{",".join(FILTER_COLUMNS)}">'
+             f"<table>\n<thead>\n<tr>{head}</tr>\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>")
+    return table + ("\n" + wrap_tables(notes, "all-notes") if notes else "")
+
+
+# --- plots (Plotly figures as JSON, drawn by the page's plotly.min.js) ------------------------
+
+def _curve(g) -> tuple[list[int], np.ndarray, np.ndarray, str]:
+    split = "eval" if all("eval_acc" in p for r in g.runs for p in r["curve"]) else "val"
+    curves = [[p[f"{split}_acc"] for p in r["curve"]] for r in g.runs]
+    n = min(len(c) for c in curves)
+    a = np.array([c[:n] for c in curves], dtype=float)
+    sd = a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
+    return list(range(1, n + 1)), a.mean(axis=0), sd, split
+
+
+def accuracy_figure(experiment: str, groups):
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for g in groups:
+        epochs, mean, sd, split = _curve(g)
+        fig.add_trace(go.Scatter(
+            x=epochs, y=[round(float(v), 4) for v in mean], mode="lines+markers",
+            error_y={"type": "data", "array": [round(float(v), 4) for v in sd], "visible": True, "thickness": 1},
+            name=f"{g.label('backend')} {row_label(g)}{' (validation)' if split == 'val' else ''} n={len(g.runs)}"))
+    fig.update_layout(title=f"{experiment}: top-1 per epoch (mean over seeds, bars ±1 sd)",
+                      xaxis={"title": "epoch", "dtick": 1}, yaxis_title="top-1", template="plotly_white", height=460,
+                      legend={"font": {"size": 10}})
+    return fig
+
+
+def gap_figure(experiment: str, rows: list[dict]):
+    import plotly.graph_objects as go
+    labels = [f"{r['backend']} {r['strategy']} vs {r['scratch_init']}-init scratch" for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=[round(r["gap"], 4) for r in rows], y=labels, mode="markers",
+        error_x={"type": "data", "symmetric": False, "array": [round(r["ci"][1] - r["gap"], 4) for r in rows],
+                 "arrayminus": [round(r["gap"] - r["ci"][0], 4) for r in rows]}))
+    fig.add_vline(x=0, line_color="black", line_width=1)
+    fig.update_layout(title=f"{experiment}: fine-tuned minus scratch (95% interval)", template="plotly_white",
+                      xaxis_title="top-1 difference", height=160 + 26 * len(rows), yaxis={"autorange": "reversed"})
+    return fig
+
+
+def trials_figure(experiment: str, studies: list[dict]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from .studies import arm_label
+    arms = sorted({arm_label(s["arm"]) for s in studies})
+    backends = sorted({s["arm"]["backend"] for s in studies})
+    fig = make_subplots(rows=1, cols=len(arms), subplot_titles=arms, shared_yaxes=True)
+    symbols = {1: "circle", 2: "square", 4: "triangle-up"}
+    for col, arm in enumerate(arms, 1):
+        for s in sorted((s for s in studies if arm_label(s["arm"]) == arm), key=lambda s: s["arm"]["backend"]):
+            b = s["arm"]["backend"]
+            rows = [r for r in s["trial_results"] if r["val_acc"] is not None]
+            fig.add_trace(go.Scatter(
+                x=[r["point"]["lr"] for r in rows], y=[r["val_acc"] for r in rows], mode="markers",
+                marker={"color": f"hsl({120 * backends.index(b)},60%,45%)", "size": 9,
+                        "symbol": [symbols.get(r["point"]["schedule"], "x") for r in rows],
+                        "line": {"width": [3 if r["trial"] == s.get("winner") else 0 for r in rows],
+                                 "color": "black"}},
+                text=[f"trial {r['trial']}, wd {r['point']['weight_decay']:.1g}, x{r['point']['schedule']}"
+                      for r in rows],
+                name=b, legendgroup=b, showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="lr", row=1, col=col)
+    fig.update_yaxes(title_text="validation top-1", row=1, col=1)
+    fig.update_layout(title=f"{experiment}: tuning trials (winners outlined; symbol: schedule x1/x2/x4)",
+                      template="plotly_white", height=420)
+    return fig
+
+
+def step_time_figure(groups):
+    import plotly.graph_objects as go
+    bars = []
+    for g in groups:
+        if timing_marks(g):
+            continue
+        steady = [r["timing"].get("steady", {}) for r in g.runs if (r.get("timing") or {}).get("steady", {}).get("n")]
+        if not steady:
+            continue
+        c = g.config
+        bars.append((f"{c['experiment']} {c['backend']} {row_label(g)} (b{c['batch_size']}, {c['image_size']}px)",
+                     float(np.median([s["median_ms"] for s in steady])),
+                     float(np.median([s["iqr_ms"] for s in steady]))))
+    if not bars:
+        return None
+    bars.sort()
+    fig = go.Figure(go.Bar(x=[round(b[1], 3) for b in bars], y=[b[0] for b in bars], orientation="h",
+                           error_x={"type": "data", "array": [round(b[2] / 2, 3) for b in bars]}))
+    fig.update_layout(title="train step, median ms (steady state; bars ±IQR/2)", template="plotly_white",
+                      height=160 + 18 * len(bars), yaxis={"autorange": "reversed", "tickfont": {"size": 9}})
+    return fig
+
+
+def plots_html(records: list[dict], studies: list[dict]) -> str:
+    from .studies import latest_studies
+    groups = group_records(records)
+    by_exp: dict[str, list] = defaultdict(list)
+    for g in groups:
+        by_exp[g.label("experiment")].append(g)
+    parts = []
+    for exp in sorted(by_exp):
+        parts.append(f"<h3>{esc(exp)}</h3>")
+        parts.append(figure_div(f"acc-{slug(exp)}", accuracy_figure(exp, by_exp[exp])))
+        rows = [r for r in gaps(records) if r["experiment"] == exp]
+        if rows:
+            parts.append(figure_div(f"gap-{slug(exp)}", gap_figure(exp, rows)))
+        exp_studies = [s for s in latest_studies(list(studies)) if s["arm"]["experiment"] == exp]
+        if exp_studies:
+            parts.append(figure_div(f"trials-{slug(exp)}", trials_figure(exp, exp_studies)))
+    fig = step_time_figure(groups)
+    if fig is not None:
+        parts.append("<h3>step time</h3>" + figure_div("step-time", fig))
+    return "\n".join(parts)
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+def _markdown_to_html(text: str) -> str:
+    """HOW_TO_READ's bullets as an escaped list (bold kept)."""
+    items, current = [], []
+    for line in text.splitlines()[1:]:
+        if line.startswith("* "):
+            if current:
+                items.append(" ".join(current))
+            current = [line[2:].strip()]
+        elif line.strip():
+            current.append(line.strip())
+    if current:
+        items.append(" ".join(current))
+    out = []
+    for item in items:
+        escaped = esc(item)
+        while escaped.count("**") >= 2:
+            escaped = escaped.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
+        out.append(f"<li>{escaped}</li>")
+    return "<ul>" + "".join(out) + "</ul>"
+
+
+def index_page(records, studies, paths, out_dir: Path, nav, sources: str) -> str:
+    parts = [f'<p class="note">Generated by <code>python -m bench report --format html {esc(sources)}</code> from '
+             f"{len(records) + len(studies)} JSON records; do not edit by hand.</p>",
+             f"<details><summary>How to read these tables</summary>{_markdown_to_html(HOW_TO_READ)}</details>"]
+    toc = []
+    for key, title, body in report_sections(records, "html", studies):
+        if not body:
+            continue
+        toc.append(f'<a href="#{key}">{esc(title)}</a>')
+        content = all_configurations(records, paths, out_dir) if key == "all" else wrap_tables(body, key)
+        parts.append(f'<h2 id="{key}">{esc(title)}</h2>\n{content}')
+    plots = plots_html(records, studies)
+    if plots:
+        toc.append('<a href="#plots">Plots</a>')
+        parts.append(f'<h2 id="plots">Plots</h2>\n{plots}')
+    body = '<p class="note">' + " &middot; ".join(toc) + "</p>\n" + "\n".join(parts)
+    return page("Transfer-learning results", nav, body, plots=bool(plots))
+
+
+def speed_page(overhead: list[dict], nav) -> str:
+    from .speed import OVERHEAD_HOW, SPEED_HOW, render_overhead, render_speed
+    body = (f'<h2 id="overhead">Harness overhead</h2>\n<p class="note">{esc(OVERHEAD_HOW)}</p>\n'
+            + wrap_tables(render_overhead(overhead, "html"), "overhead")
+            + f'\n<h2 id="peak">Speed against the machine\'s peak</h2>\n<p class="note">{esc(SPEED_HOW)}</p>\n'
+            + wrap_tables(render_speed(overhead, "html"), "peak"))
+    return page("Harness overhead and speed against the machine's peak", nav, body, plots=False)
+
+
+def write_site(out_dir: Path, paths: list[Path], sources: str = "", history_paths: list[Path] = ()) -> list[Path]:
+    """Write the site for the records under ``paths`` (and ``history_paths``) into ``out_dir``."""
+    import plotly.offline
+
+    from bench.records.store import read_records
+
+    from .history import history_page_body
+    pairs, _ = read_records(paths, with_paths=True)
+    records = [r for _, r in pairs]
+    file_of = {id(r): f for f, r in pairs}
+    studies, _ = read_records(paths, "study")
+    overhead, _ = read_records(paths, "overhead")
+    hist_runs = records + [r for r in read_records(history_paths)[0]] if history_paths else records
+    hist_overhead = overhead + (read_records(history_paths, "overhead")[0] if history_paths else [])
+    history = history_page_body(hist_runs, hist_overhead)
+    nav = [("results", "index.html")] + ([("speed", "speed.html")] if overhead else []) \
+        + ([("history", "history.html")] if history else [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pages = {"index.html": index_page(records, studies, file_of, out_dir, nav, sources)}
+    if overhead:
+        pages["speed.html"] = speed_page(overhead, nav)
+    if history:
+        pages["history.html"] = page("Across commits", nav, history, plots=True)
+    written = []
+    js = out_dir / PLOTLY_JS
+    if not js.exists() or js.read_text(encoding="utf-8") != plotly.offline.get_plotlyjs():
+        _write_text(js, plotly.offline.get_plotlyjs())
+    written.append(js)
+    for name, text in pages.items():
+        written.append(_write_text(out_dir / name, text))
+    for stale in ("speed.html", "history.html"):
+        if stale not in pages and (out_dir / stale).exists():
+            (out_dir / stale).unlink()
+    return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Whole or not at all (``bench.core.files.atomic_path``): a reader never sees half a page."""
+    from bench.core.files import atomic_path
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,93 @@
+"""`bench gate`: a slowdown fails only when significant over processes and beyond the factor."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.report.gate import gate, render_gate, samples
+
+ROOT = Path(__file__).parents[3]
+
+
+def overhead(harness, native, backend="torch", size=32, contended=False):
+    spec = {"backend": backend, "model": "resnet18", "image_size": size, "strategy": "full", "batch_size": 16,
+            "precision": "fp32", "device": "cpu", "design": "interleaved", "rounds": len(harness)}
+    env = {"cpu": "Test CPU", "cpu_count": 2, "cpu_flags": ["avx2"], "frameworks": {backend: "1.0"},
+           "git": {"commit": "c" * 40, "dirty": False}}
+    return {"schema_version": 2, "kind": "overhead", "created": "2026-12-05T00:00:00Z", "spec": spec,
+            "environment": env,
+            "harness": {"round_medians_ms": list(harness), "contended": contended},
+            "native": {"round_medians_ms": list(native), "contended": False},
+            "round_ratios": [h / n for h, n in zip(harness, native)]}
+
+
+def processes(rng, n, ms, spread=0.15):
+    """Per-process medians: each process runs at its own speed, up to ±spread (measured here: ±15%)."""
+    speed = rng.uniform(1 - spread, 1 + spread, n)
+    return ms * speed, ms * speed * rng.uniform(0.99, 1.01, n)  # harness, native (paired: same process)
+
+
+def verdicts(base, cand):
+    return {(r["configuration"].split()[0], r["measure"]): r["verdict"]
+            for r in gate(samples([], base), samples([], cand))}
+
+
+def test_a_planted_slowdown_fails_and_unchanged_code_passes():
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        h, n = processes(rng, 6, 40.0, spread=0.05)
+        base = [overhead(h, n)]
+        h2, n2 = processes(rng, 6, 40.0, spread=0.05)
+        assert "REGRESSION" not in verdicts(base, [overhead(h2, n2)]).values()
+        planted = verdicts(base, [overhead(h2 * 1.2, n2)])   # the suite's step 20% slower, the framework's not
+        assert planted[("torch", "harness ms")] == "REGRESSION"
+        assert planted[("torch", "harness/native")] == "REGRESSION"
+        assert planted[("torch", "native ms")] != "REGRESSION"
+
+
+def test_a_significant_change_under_the_factor_does_not_fail():
+    base = [overhead([40.0, 40.2, 40.1, 39.9, 40.3], [40.0] * 5)]
+    cand = [overhead([42.0, 42.2, 42.1, 41.9, 42.3], [42.0] * 5)]   # 5% slower, every process
+    got = verdicts(base, cand)
+    assert got[("torch", "harness ms")] == "slower, but within 1.1x"
+
+
+def test_too_few_processes_cannot_resolve_and_contended_processes_are_left_out():
+    got = verdicts([overhead([40, 41, 39], [40, 41, 39])], [overhead([60, 61, 59], [40, 41, 39])])
+    assert got[("torch", "harness ms")].startswith("cannot resolve: 3 and 3 processes")
+    rows = gate(samples([], [overhead([40] * 5, [40] * 5)]), samples([], [overhead([80] * 5, [40] * 5, contended=True)]))
+    assert [r["measure"] for r in rows] == ["native ms"]
+
+
+def test_render_names_what_moved():
+    h, n = [40, 41, 39, 40, 42], [40, 41, 39, 40, 42]
+    text = render_gate(gate(samples([], [overhead(h, n)]), samples([], [overhead([x * 1.3 for x in h], n)])))
+    assert "2 regression(s): torch resnet18 32px full fp32 b16 cpu harness ms 1.30x" in text
+
+
+def test_cli_exit_status(tmp_path):
+    rng = np.random.default_rng(1)
+    h, n = processes(rng, 5, 40.0, spread=0.03)
+    for name, recs in (("base", [overhead(h, n)]), ("same", [overhead(h[::-1], n[::-1])]),
+                       ("slow", [overhead(h * 1.25, n)])):
+        (tmp_path / name).mkdir()
+        for i, rec in enumerate(recs):
+            (tmp_path / name / f"{i}.json").write_text(json.dumps(rec))
+    run = lambda a, b: subprocess.run([sys.executable, "-m", "bench", "gate", str(tmp_path / a), str(tmp_path / b)],  # noqa: E731
+                                      capture_output=True, text=True, cwd=ROOT)
+    same, slow = run("base", "same"), run("base", "slow")
+    assert same.returncode == 0 and "no regression" in same.stdout
+    assert slow.returncode == 1 and "REGRESSION" in slow.stdout
+    (tmp_path / "empty").mkdir()
+    empty = run("base", "empty")
+    assert empty.returncode != 0 and "no run or overhead records" in empty.stderr
+
+
+def test_the_published_overhead_records_pass_against_themselves():
+    from bench.records.store import read_records
+    recs, problems = read_records([ROOT / "results" / "overhead"], "overhead")
+    assert recs and not problems
+    rows = gate(samples([], recs), samples([], recs))
+    assert rows and all(r["verdict"] in ("unchanged",) or r["verdict"].startswith("cannot resolve") for r in rows)
