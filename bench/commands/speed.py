@@ -31,11 +31,16 @@ def check_steps(args: argparse.Namespace) -> None:
                                   f"that backend has: {', '.join(models_for(name))}")
 
 
+def from_records(args: argparse.Namespace, kind: str, report) -> int:
+    """``--from DIR``: render ``kind`` records with ``report``; measure nothing."""
+    print(report(readable_records([args.source], False, kind), args.format, args.source))
+    return 0
+
+
 def cmd_overhead(args: argparse.Namespace) -> int:
     from bench.report.speed import overhead_report, render_overhead
     if args.source:
-        print(overhead_report(readable_records([args.source], False, "overhead"), args.format, args.source))
-        return 0
+        return from_records(args, "overhead", overhead_report)
     from bench.speed.overhead import measure_overhead
     check_steps(args)
     records = measure_overhead(args)
@@ -47,8 +52,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from bench.report.speed import merge_tune, render_tune, tune_report
     if args.source:
-        print(tune_report(readable_records([args.source], False, "tune"), args.format, args.source))
-        return 0
+        return from_records(args, "tune", tune_report)
     from bench.speed.tune import measure_tune
     check_steps(args)
     for rec in measure_tune(args):
@@ -59,8 +63,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.report.speed import profile_report, render_profiles
     if args.source:
-        print(profile_report(readable_records([args.source], False, "profile"), args.format, args.source))
-        return 0
+        return from_records(args, "profile", profile_report)
     from bench.speed.profile import measure_profiles
     check_steps(args)
     records = measure_profiles(args)

@@ -128,12 +128,17 @@ def render_time_to_target(records: list[dict], fmt: str = "terminal") -> str:
         rows.append([g.label("experiment"), g.label("backend"), row_label(g), g.label("epochs"),
                      f"{ttas[0]['target']:.2f} on {ttas[0].get('split', 'eval')}", f"{len(reached)}/{len(ttas)}",
                      med("train_s"), med("train_s_no_compile"),
-                     f"{np.median([t.get('total_train_s', np.nan) for t in ttas]):.1f}"])
+                     _median_s([t.get("total_train_s") for t in ttas])])
     if not rows:
         return ""
     return tabulate(rows, headers=["experiment", "backend", "arm", "epochs", "target", "reached",
                                    "to target s (compile on: AlgoPerf)", "to target s (compile off: MLPerf)",
                                    "whole schedule s"], tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
+def _median_s(values) -> str:
+    """Median seconds, or "-" when a record predates the field."""
+    return "-" if any(v is None for v in values) or not values else f"{np.median(values):.1f}"
 
 
 def study_problems(studies: list[dict], records: list[dict]) -> list[str]:

@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 
 from backends.base import OptimConfig
 from backends.registry import get_backend  # noqa: E402
-from bench.core.errors import BackendUnavailable, ConfigError  # noqa: E402
+from bench.core.errors import BackendUnavailable  # noqa: E402
 from bench.plan.strategies import make_plan  # noqa: E402
 
 from . import protocol_checks as pc  # noqa: E402
@@ -23,7 +23,17 @@ def test_absent_devices_are_clear(backend):
             backend.create_model("resnet18", 3, device="gpu")
     with pytest.raises(BackendUnavailable, match="ascend"):
         backend.create_model("resnet18", 3, device="ascend")
-    with pytest.raises(ConfigError, match="canonical file"):
+
+
+def test_zoo_weights_offline_say_what_works_instead(backend, monkeypatch):
+    """--pretrained zoo on PyTorch downloads torchvision's file through torch.hub; offline, one
+    clear error that names the file and the local-copy alternative."""
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(BackendUnavailable, match=r"resnet18-.*\.pth could not be downloaded.*--pretrained PATH"):
         backend.create_model("resnet18", 3, pretrained="zoo")
 
 

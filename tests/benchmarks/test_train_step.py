@@ -1,7 +1,10 @@
 """pytest-benchmark gates: one ResNet-18 train step per backend, each in its own process.
 
 Run:   pytest tests/benchmarks -m bench --benchmark-autosave
-Gate:  pytest tests/benchmarks -m bench --benchmark-compare --benchmark-compare-fail=median:25%
+
+Do not gate on ``--benchmark-compare-fail``: each benchmark is one process, and processes here
+differ in speed by more than the regressions worth catching. Gate with ``bench gate`` over
+several processes a side (README, "Regression gates that know the noise").
 
 Each backend's step is timed in a child process with that backend's own runtime
 settings (``bench.overhead.measure``): importing MindSpore into this process would
