@@ -17,22 +17,14 @@ What is measured, per configuration present on both sides:
 * run records (``bench run``; each run is one process): ``step ms`` per configuration
   (every hyper-parameter but the seed), over its seeds.
 
-Records of one configuration on one side pool their processes. Sides measured on
+Records of one configuration on one side pool their processes. (Imports are inside the
+functions: the CLI reads this module's defaults when it builds its parser, in every child.) Sides measured on
 different CPUs or framework versions are named in the output: such a ratio compares
 machines as much as code.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-
-import numpy as np
-from tabulate import tabulate
-
-from bench.measure.stats import smallest_p, time_change
-
-from .format import tablefmt
-from .groups import group_hash, row_label, Group
-from .history import machine_of
 
 FACTOR = 1.10           # asv's default: a slowdown under 10% is not gated, however significant
 OVERHEAD_FACTOR = 1.03  # harness/native within a process is stable to ~3%
@@ -46,6 +38,8 @@ def _overhead_name(spec: dict) -> str:
 
 def samples(runs: list[dict], overhead: list[dict]) -> dict[tuple[str, str], dict]:
     """(configuration, measure) -> {"values": per-process samples, "machines": set}."""
+    from .groups import Group, group_hash, row_label
+    from .history import machine_of
     out: dict[tuple[str, str], dict] = defaultdict(lambda: {"values": [], "machines": set()})
     for rec in overhead:
         name = _overhead_name(rec.get("spec") or {})
@@ -76,6 +70,9 @@ def samples(runs: list[dict], overhead: list[dict]) -> dict[tuple[str, str], dic
 def gate(base: dict, cand: dict, factor: float = FACTOR, overhead_factor: float = OVERHEAD_FACTOR,
          alpha: float = ALPHA) -> list[dict]:
     """One verdict per (configuration, measure) on both sides."""
+    import numpy as np
+
+    from bench.measure.stats import smallest_p, time_change
     rows = []
     for key in sorted(set(base) & set(cand)):
         a, b = base[key]["values"], cand[key]["values"]
@@ -103,6 +100,9 @@ def gate(base: dict, cand: dict, factor: float = FACTOR, overhead_factor: float 
 
 
 def render_gate(rows: list[dict], fmt: str = "terminal") -> str:
+    from tabulate import tabulate
+
+    from .format import tablefmt
     if not rows:
         return "no configuration was measured on both sides"
     body = [[r["configuration"], r["measure"], f"{r['n'][0]}/{r['n'][1]}",
