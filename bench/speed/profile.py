@@ -46,7 +46,8 @@ def measure_profiles(args) -> list[dict]:
         spec = step_spec(backend, model, size, args.strategy, "native", args, precision)
         print(f"{backend} {model} {size}px {precision}: ", end="", flush=True)
         got = measure(spec, dict(args.set), args.timeout, child="_profile")
-        rec = {"schema_version": SCHEMA_VERSION, "kind": "profile", "created": utc_now(), "spec": spec} | got
+        rec = {"schema_version": SCHEMA_VERSION, "kind": "profile", "created": utc_now(), "spec": spec,
+               "settings": dict(args.set)} | got
         write_json_new(Path(args.out) / f"{file_stamp(rec['created'])}_profile_{backend}_{model}_{size}px_{precision}.json", rec)
         print(got.get("error") or f"{sum(got['ops_ms'].values()):.0f} ms of operators in {got['wall_ms']:.0f} ms",
               flush=True)

@@ -53,3 +53,11 @@ def test_profile_table_shows_top_operators_their_share_and_what_was_attributed()
     assert "conv" in table and "71%" in table and "(5 more)" in table
     assert "y resnet18 112 px, full, fp32: not profiled (no profiler)" in table
     assert "a malformed profile record" in table
+
+
+def test_a_profile_taken_under_a_setting_says_so():
+    from bench.report.speed import render_profiles
+    spec = {"backend": "mxnet", "model": "resnet18", "image_size": 112, "strategy": "full", "steps": 1}
+    rec = {"kind": "profile", "spec": spec, "wall_ms": 10.0, "ops_ms": {"conv": 5.0},
+           "settings": {"MXNET_EXEC_BULK_EXEC_TRAIN": "0"}}
+    assert "mxnet resnet18 112 px, full, fp32 (MXNET_EXEC_BULK_EXEC_TRAIN=0):" in render_profiles([rec])
