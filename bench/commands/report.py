@@ -41,7 +41,8 @@ def _site(args: argparse.Namespace) -> int:
         raise ConfigError(f"--format html: {out} holds records or is a file; the first path is the folder the "
                           "site is written to (then the record paths)")
     readable_records(paths, args.strict)  # a path that is missing or (with --strict) unreadable fails here
-    written = write_site(out, paths, sources=" ".join(map(str, args.paths)), history_paths=args.history or [])
+    sources = " ".join(map(str, args.paths)) + "".join(f" --history {h}" for h in args.history or [])
+    written = write_site(out, paths, sources=sources, history_paths=args.history or [])
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(f"open {(out / 'index.html').resolve().as_uri()}")
