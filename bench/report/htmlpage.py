@@ -114,9 +114,13 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower())
 
 
+SITE_JS, SITE_CSS = "site.js", "site.css"   # written once beside the pages (write_site)
+
+
 def page(title: str, nav: list[tuple[str, str]], body: str, plots: bool) -> str:
     links = "".join(f'<a href="{esc(href)}">{esc(text)}</a>' for text, href in nav)
     script = f'<script src="{PLOTLY_JS}"></script>\n' if plots else ""
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{esc(title)}</title>\n'
-            f"<style>{STYLE}</style>\n{script}</head>\n<body>\n<header><strong>bench</strong> &middot; {links}"
-            f"</header>\n<main>\n<h1>{esc(title)}</h1>\n{body}\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
+            f'<link rel="stylesheet" href="{SITE_CSS}">\n{script}</head>\n<body>\n<header><strong>bench</strong> &middot; '
+            f"{links}</header>\n<main>\n<h1>{esc(title)}</h1>\n{body}\n</main>\n"
+            f'<script src="{SITE_JS}"></script>\n</body>\n</html>\n')

@@ -14,8 +14,8 @@ Generated from records only, by the functions that write the markdown report
 * ``history.html``: step time and accuracy across commits per machine
   (``bench/report/history.py``), when the records span more than one commit.
 
-Nothing is fetched at view time: Plotly's JavaScript is written once beside the pages
-(``plotly.min.js``), the page's own script and style are inline, and the pages open
+Nothing is fetched at view time: Plotly's JavaScript (``plotly.min.js``) and the pages'
+own script and style (``site.js``, ``site.css``) are written beside the pages, which open
 from disk. Nothing depends on the clock or on dictionary order, so the same records
 give the same bytes (``tests/bench/report/test_site.py``). Every string from a record is
 HTML-escaped: records are untrusted input.
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .groups import group_records, row_label
+from . import htmlpage
 from .htmlpage import FILTER_COLUMNS, PLOTLY_JS, esc, figure_div, page, slug, wrap_tables
 from .tables import HOW_TO_READ, gaps, render_notes, report_sections, table_rows, timing_marks
 
@@ -239,10 +240,12 @@ def write_site(out_dir: Path, paths: list[Path], sources: str = "", history_path
     if history:
         pages["history.html"] = page("Across commits", nav, history, plots=True)
     written = []
-    js = out_dir / PLOTLY_JS
-    if not js.exists() or js.read_text(encoding="utf-8") != plotly.offline.get_plotlyjs():
-        _write_text(js, plotly.offline.get_plotlyjs())
-    written.append(js)
+    for name, text in ((PLOTLY_JS, plotly.offline.get_plotlyjs()), (htmlpage.SITE_JS, htmlpage.SCRIPT),
+                       (htmlpage.SITE_CSS, htmlpage.STYLE)):
+        path = out_dir / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            _write_text(path, text)
+        written.append(path)
     for name, text in pages.items():
         written.append(_write_text(out_dir / name, text))
     for stale in ("speed.html", "history.html"):

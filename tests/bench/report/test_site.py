@@ -25,7 +25,8 @@ def test_the_site_regenerates_byte_identically(written, tmp_path):
     root, _ = written
     a = write_site(tmp_path / "a", [root / "runs"], history_paths=[root / "history"])
     b = write_site(tmp_path / "b", [root / "runs"], history_paths=[root / "history"])
-    assert [p.name for p in a] == [p.name for p in b] == ["plotly.min.js", "index.html", "history.html"]
+    assert [p.name for p in a] == [p.name for p in b] == ["plotly.min.js", "site.js", "site.css", "index.html",
+                                                          "history.html"]
     for x, y in zip(a, b):
         assert x.read_bytes() == y.read_bytes(), x.name
     again = write_site(tmp_path / "a", [root / "runs"], history_paths=[root / "history"])
@@ -44,7 +45,7 @@ def test_rows_link_to_their_records_and_nothing_is_fetched(written, tmp_path):
     for link in links:
         target = (tmp_path / "s" / link).resolve()
         assert target.is_file() and json.loads(target.read_text())["config_hash"]
-    assert re.findall(r'<script src="([^"]+)"', page) == ["plotly.min.js"]
+    assert re.findall(r'<script src="([^"]+)"', page) == ["plotly.min.js", "site.js"]
     assert not re.search(r'(src|href)="(https?:)?//', page)  # no network at view time
 
 
