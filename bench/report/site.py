@@ -149,11 +149,11 @@ def plots_html(records: list[dict], studies: list[dict]) -> str:
     by_exp: dict[str, list] = defaultdict(list)
     for g in groups:
         by_exp[g.label("experiment")].append(g)
-    parts = []
+    parts, all_gaps = [], gaps(records)
     for exp in sorted(by_exp):
         parts.append(f"<h3>{esc(exp)}</h3>")
         parts.append(figure_div(f"acc-{slug(exp)}", accuracy_figure(exp, by_exp[exp])))
-        rows = [r for r in gaps(records) if r["experiment"] == exp]
+        rows = [r for r in all_gaps if r["experiment"] == exp]
         if rows:
             parts.append(figure_div(f"gap-{slug(exp)}", gap_figure(exp, rows)))
         exp_studies = [s for s in latest_studies(list(studies)) if s["arm"]["experiment"] == exp]
@@ -228,7 +228,7 @@ def write_site(out_dir: Path, paths: list[Path], sources: str = "", history_path
     file_of = {id(r): f for f, r in pairs}
     studies, _ = read_records(paths, "study")
     overhead, _ = read_records(paths, "overhead")
-    hist_runs = records + [r for r in read_records(history_paths)[0]] if history_paths else records
+    hist_runs = records + read_records(history_paths)[0] if history_paths else records
     hist_overhead = overhead + (read_records(history_paths, "overhead")[0] if history_paths else [])
     history = history_page_body(hist_runs, hist_overhead)
     nav = [("results", "index.html")] + ([("speed", "speed.html")] if overhead else []) \
