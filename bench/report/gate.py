@@ -17,10 +17,10 @@ What is measured, per configuration present on both sides:
 * run records (``bench run``; each run is one process): ``step ms`` per configuration
   (every hyper-parameter but the seed), over its seeds.
 
-Records of one configuration on one side pool their processes. (Imports are inside the
-functions: the CLI reads this module's defaults when it builds its parser, in every child.) Sides measured on
-different CPUs or framework versions are named in the output: such a ratio compares
-machines as much as code.
+Records of one configuration on one side pool their processes. Sides measured on different
+CPUs or framework versions are named in the output: such a ratio compares machines as much
+as code. The factors are also the history page's (``history.py``). Imports sit inside the
+functions: the CLI reads this module's defaults when it builds its parser, in every child.
 """
 from __future__ import annotations
 
@@ -38,32 +38,25 @@ def _overhead_name(spec: dict) -> str:
 
 def samples(runs: list[dict], overhead: list[dict]) -> dict[tuple[str, str], dict]:
     """(configuration, measure) -> {"values": per-process samples, "machines": set}."""
-    from .groups import Group, group_hash, row_label
-    from .history import machine_of
+    from .groups import clean_step_ms, config_name, machine_of
     out: dict[tuple[str, str], dict] = defaultdict(lambda: {"values": [], "machines": set()})
+
+    def add(key: tuple[str, str], values, rec: dict) -> None:
+        out[key]["values"].extend(float(v) for v in values)
+        out[key]["machines"].add(machine_of(rec, versions=True))
+
     for rec in overhead:
         name = _overhead_name(rec.get("spec") or {})
-        machine = machine_of(rec) + " " + str(sorted(((rec.get("environment") or {}).get("frameworks") or {}).items()))
-        for loop in ("harness", "native"):
-            side = rec.get(loop) or {}
-            if side.get("contended"):
-                continue  # timed while other processes ran: not a measurement of the code
-            if side.get("round_medians_ms"):
-                out[(name, f"{loop} ms")]["values"].extend(float(v) for v in side["round_medians_ms"])
-                out[(name, f"{loop} ms")]["machines"].add(machine)
-        if rec.get("round_ratios") and not any((rec.get(k) or {}).get("contended") for k in ("harness", "native")):
-            out[(name, "harness/native")]["values"].extend(float(v) for v in rec["round_ratios"])
-            out[(name, "harness/native")]["machines"].add(machine)
+        sides = {loop: rec.get(loop) or {} for loop in ("harness", "native")}
+        for loop, side in sides.items():
+            if side.get("round_medians_ms") and not side.get("contended"):  # contended: not the code's time
+                add((name, f"{loop} ms"), side["round_medians_ms"], rec)
+        if rec.get("round_ratios") and not any(side.get("contended") for side in sides.values()):
+            add((name, "harness/native"), rec["round_ratios"], rec)
     for rec in runs:
-        c, timing = rec.get("config") or {}, rec.get("timing") or {}
-        steady = timing.get("steady") or {}
-        if rec.get("status") != "ok" or c.get("arm") == "pretrain" or timing.get("packed") or \
-                (timing.get("contention") or {}).get("busy") or not steady.get("median_ms"):
-            continue
-        name = f"{c['experiment']} {c['model']} {c['backend']} {row_label(Group(c))} [{group_hash(rec)[:8]}]"
-        out[(name, "step ms")]["values"].append(float(steady["median_ms"]))
-        out[(name, "step ms")]["machines"].add(machine_of(rec) + " " + str(sorted(
-            ((rec.get("environment") or {}).get("frameworks") or {}).items())))
+        ms = clean_step_ms(rec)
+        if ms is not None:
+            add((config_name(rec), "step ms"), [ms], rec)
     return out
 
 
@@ -76,10 +69,10 @@ def gate(base: dict, cand: dict, factor: float = FACTOR, overhead_factor: float 
     rows = []
     for key in sorted(set(base) & set(cand)):
         a, b = base[key]["values"], cand[key]["values"]
-        f = overhead_factor if key[1] == "harness/native" else factor
-        got = time_change(a, b, f, alpha, alternative="greater")
         if not a or not b:
             continue
+        f = overhead_factor if key[1] == "harness/native" else factor
+        got = time_change(a, b, f, alpha, alternative="greater")
         if smallest_p(len(a), len(b)) >= alpha:
             verdict = (f"cannot resolve: {len(a)} and {len(b)} processes (a one-sided U test needs, e.g., 3 and 4 "
                        f"to reach p < {alpha:g})")

@@ -126,3 +126,32 @@ def paired_finals(ft: Group, sc: Group) -> tuple[list[dict], list[dict]]:
     a, b = ft.by_seed(), sc.by_seed()
     seeds = sorted(set(a) & set(b))
     return [a[s] for s in seeds], [b[s] for s in seeds]
+
+
+def config_name(rec: dict) -> str:
+    """A run configuration as one line: experiment, model, backend, row label, its group hash."""
+    c = rec["config"]
+    return f"{c['experiment']} {c['model']} {c['backend']} {row_label(Group(c))} [{group_hash(rec)[:8]}]"
+
+
+def clean_step_ms(rec: dict) -> float | None:
+    """A finished run's steady-state median step, or None when it has no clean one (a pretrain
+    step, a packed run, or one timed while other processes used the CPU)."""
+    timing = rec.get("timing") or {}
+    steady = timing.get("steady") or {}
+    if rec.get("status") != "ok" or (rec.get("config") or {}).get("arm") == "pretrain" or timing.get("packed") \
+            or (timing.get("contention") or {}).get("busy") or not steady.get("median_ms"):
+        return None
+    return float(steady["median_ms"])
+
+
+def machine_of(rec: dict, versions: bool = False) -> str:
+    """The machine a record was measured on (CPU, widest ISA, cores, GPUs); with ``versions``, its
+    framework versions too."""
+    env = rec.get("environment") or {}
+    flags = set(env.get("cpu_flags") or [])
+    isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "-"
+    gpu = ", ".join(env.get("gpu") or []) or "no gpu"
+    out = f"{env.get('cpu') or '?'} ({isa}, {env.get('cpu_count') or '?'} cores, {gpu})"
+    return out + (" " + str(sorted((env.get("frameworks") or {}).items())) if versions else "")
+

@@ -22,20 +22,11 @@ import numpy as np
 
 from bench.measure.stats import mean_interval, time_change, welch_difference
 
-from .groups import Group, group_hash, row_label
-from .htmlpage import esc, figure_div, slug
+from .gate import FACTOR, OVERHEAD_FACTOR
+from .groups import clean_step_ms, config_name, machine_of
+from .htmlpage import esc, figure_div, filter_table, slug
 
-FACTOR = 1.10        # a step-time change smaller than this is not marked, however significant
-OVERHEAD_FACTOR = 1.03
-MIN_TOP1 = 0.02
-
-
-def machine_of(rec: dict) -> str:
-    env = rec.get("environment") or {}
-    flags = set(env.get("cpu_flags") or [])
-    isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "-"
-    gpu = ", ".join(env.get("gpu") or []) or "no gpu"
-    return f"{env.get('cpu') or '?'} ({isa}, {env.get('cpu_count') or '?'} cores, {gpu})"
+MIN_TOP1 = 0.02      # a top-1 change smaller than this is not marked, however significant
 
 
 def commit_of(rec: dict) -> str:
@@ -96,13 +87,11 @@ def history_series(runs: list[dict], overhead: list[dict]) -> list[Series]:
             continue
         commit = commit_of(rec)
         first_seen[commit] = min(first_seen.get(commit, "~"), rec.get("created") or "~")
-        name = f"{c['experiment']} {c['model']} {c['backend']} {row_label(Group(c))} [{group_hash(rec)[:8]}]"
-        machine = machine_of(rec)
+        name, machine = config_name(rec), machine_of(rec)
         samples[(machine, name, "top-1")][commit].append(float(rec["accuracy"]["final"]))
-        timing = rec.get("timing") or {}
-        steady = timing.get("steady") or {}
-        if steady.get("median_ms") and not timing.get("packed") and not (timing.get("contention") or {}).get("busy"):
-            samples[(machine, name, "step ms")][commit].append(float(steady["median_ms"]))
+        ms = clean_step_ms(rec)
+        if ms is not None:
+            samples[(machine, name, "step ms")][commit].append(ms)
     for rec in overhead:
         s = rec.get("spec") or {}
         commit = commit_of(rec)
@@ -141,20 +130,15 @@ def history_page_body(runs: list[dict], overhead: list[dict]) -> str:
              f"commit after it; a U test needs at least 4 processes a side to reach p &lt; 0.05.</p>"]
     rows, marks = [], []
     for s in series:
-        for ch in s.changes():
-            marks.append(f"<tr><td>{esc(s.machine)}</td><td>{esc(s.name)}</td><td>{esc(s.metric)}</td>"
-                         f"<td>{esc(ch['before'])}</td><td>{esc(ch['after'])}</td><td>{esc(ch['change'])}</td></tr>")
-        cells = " &rarr; ".join(f"{esc(p.commit)}: {esc(_cell(s.metric, p.samples))}" for p in s.points)
-        rows.append(f"<tr><td>{esc(s.machine)}</td><td>{esc(s.name)}</td><td>{esc(s.metric)}</td><td>{cells}</td></tr>")
+        where = [esc(s.machine), esc(s.name), esc(s.metric)]
+        marks += [where + [esc(ch["before"]), esc(ch["after"]), esc(ch["change"])] for ch in s.changes()]
+        rows.append(where + [" &rarr; ".join(f"{esc(p.commit)}: {esc(_cell(s.metric, p.samples))}" for p in s.points)])
+    filters = ("machine", "metric")
     parts.append('<h2 id="changes">Changes (significant and beyond the factor)</h2>')
-    parts.append('<div class="bench-table table-wrap" data-filter="machine,metric"><table>\n<thead>\n<tr>'
-                 "<th>machine</th><th>configuration</th><th>metric</th><th>before</th><th>first commit after</th>"
-                 "<th>change</th></tr>\n</thead>\n<tbody>\n" + "\n".join(marks) + "\n</tbody>\n</table></div>"
-                 if marks else '<p class="note">none</p>')
+    parts.append(filter_table(["machine", "configuration", "metric", "before", "first commit after", "change"],
+                              marks, filters=filters) if marks else '<p class="note">none</p>')
     parts.append('<h2 id="series">Every series</h2>')
-    parts.append('<div class="bench-table table-wrap" data-filter="machine,metric"><table>\n<thead>\n<tr>'
-                 "<th>machine</th><th>configuration</th><th>metric</th><th>per commit</th></tr>\n</thead>\n<tbody>\n"
-                 + "\n".join(rows) + "\n</tbody>\n</table></div>")
+    parts.append(filter_table(["machine", "configuration", "metric", "per commit"], rows, filters=filters))
     for metric in ("step ms", "harness/native", "top-1"):
         chosen = [s for s in series if s.metric == metric]
         if not chosen:

@@ -99,6 +99,17 @@ def wrap_tables(body_html: str, table_id: str) -> str:
     return "\n".join(out)
 
 
+def filter_table(headers: list[str], rows: list[list[str]], table_id: str | None = None,
+                 filters=FILTER_COLUMNS) -> str:
+    """A table in the filter/sort wrapper (site.js) built from cells that are already HTML: the
+    caller escapes what comes from a record. Headers are escaped here."""
+    ident = f' id="{table_id}"' if table_id else ""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return (f'<div class="bench-table table-wrap"{ident} data-filter="{",".join(filters)}">'
+            f"<table>\n<thead>\n<tr>{head}</tr>\n</thead>\n<tbody>\n{body}\n</tbody>\n</table></div>")
+
+
 def figure_div(div_id: str, fig) -> str:
     """A deterministic Plotly div: the figure's JSON (sorted keys) and one call to draw it."""
     spec = json.loads(fig.to_json())

@@ -30,7 +30,7 @@ import numpy as np
 
 from .groups import group_records, row_label
 from . import htmlpage
-from .htmlpage import FILTER_COLUMNS, PLOTLY_JS, esc, figure_div, page, slug, wrap_tables
+from .htmlpage import PLOTLY_JS, esc, figure_div, filter_table, page, slug, wrap_tables
 from .tables import HOW_TO_READ, gaps, render_notes, report_sections, table_rows, timing_marks
 
 def _relative(path: Path, out_dir: Path) -> str:
@@ -40,15 +40,13 @@ def _relative(path: Path, out_dir: Path) -> str:
 def all_configurations(records: list[dict], paths: dict[int, Path], out_dir: Path) -> str:
     """The "All configurations" table with a column of links to each row's records (by seed)."""
     headers, rows, groups = table_rows(records)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers + ["records"])
     body = []
     for row, g in zip(rows, groups):
         links = " ".join(f'<a href="{esc(_relative(paths[id(r)], out_dir))}">s{esc(r["config"]["seed"])}</a>'
                          for r in g.runs if id(r) in paths)
-        body.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + f"<td>{links}</td></tr>")
+        body.append([esc(c) for c in row] + [links])
     notes = render_notes(records, groups)
-    table = (f'<div class="bench-table table-wrap" id="all-0" data-filter="{",".join(FILTER_COLUMNS)}">'
-             f"<table>\n<thead>\n<tr>{head}</tr>\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>")
+    table = filter_table(headers + ["records"], body, "all-0")
     return table + ("\n" + wrap_tables(notes, "all-notes") if notes else "")
 
 
