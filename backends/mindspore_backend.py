@@ -433,8 +433,11 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     for name, p in net.parameters_and_names():  # structural names, as the view's rules expect
         p.name = name
     apply_plan(net, param_plan(net, view, make_plan(strategy)))
+    # fp16: TrainOneStepCell's sens scales the gradients by LOSS_SCALE, and the optimizer's own
+    # loss_scale divides them back (MindSpore's documented pairing for a FixedLossScaleManager
+    # that does not drop overflowing updates)
     opt = nn.Momentum(net.trainable_params(), learning_rate=optim.lr, momentum=optim.momentum,
-                      weight_decay=optim.weight_decay)
+                      weight_decay=optim.weight_decay, loss_scale=LOSS_SCALE if precision == "fp16" else 1.0)
     if precision == "fp32":
         train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
     else:
