@@ -13,11 +13,12 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.measure.peak import best_measured
+from bench.plan.config import ADDED_LATER
 from bench.records.store import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt
-from .groups import Group, group_records, pair_groups, pair_key, paired_finals, row_label
+from .groups import Group, group_records, machine_of, pair_groups, pair_key, paired_finals, row_label
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
@@ -380,6 +381,51 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
                                    "settings (origin)", "commit"], tablefmt=tablefmt(fmt))
 
 
+def _precision(config: dict) -> str:
+    return config.get("precision") or "fp32"  # records from before --precision ran fp32
+
+
+def precision_pairs(records: list[dict]) -> list[tuple[Group, Group]]:
+    """(fp32 group, reduced-precision group) of the same configuration in everything but precision."""
+    by_key: dict[tuple, dict[str, Group]] = {}
+    for g in group_records(records):
+        key = tuple(sorted((k, str(v)) for k, v in g.config.items()
+                           if k != "precision" and ADDED_LATER.get(k, object()) != v))
+        by_key.setdefault(key, {})[_precision(g.config)] = g
+    return [(p["fp32"], g) for p in by_key.values() if "fp32" in p for name, g in sorted(p.items()) if name != "fp32"]
+
+
+def _mean_sd(runs: list[dict]) -> str:
+    finals = [r["accuracy"]["final"] for r in runs]
+    return f"{np.mean(finals):.3f} ± {np.std(finals, ddof=1):.3f}" if len(finals) > 1 else f"{finals[0]:.3f}"
+
+
+def render_precision(records: list[dict], fmt: str = "terminal") -> str:
+    """Reduced precision beside fp32, seeds paired: is the accuracy change inside the seed spread?"""
+    rows = []
+    for full, low in precision_pairs(records):
+        pairs = [(a, b) for a, b in zip(*paired_finals(low, full)) if machine_of(a) == machine_of(b)]
+        if not pairs:  # seeds pair only when measured on one machine: kernels differ by CPU
+            continue
+        lo_runs, fp_runs = [a for a, _ in pairs], [b for _, b in pairs]
+        d, ci, how, _ = gap(lo_runs, fp_runs)
+        fp = [r["accuracy"]["final"] for r in fp_runs]
+        sd = float(np.std(fp, ddof=1)) if len(fp) > 1 else None
+        if ci[0] > 0 or ci[1] < 0:
+            said = f"{'higher' if d > 0 else 'lower'} (resolved)"
+        else:
+            said = "no resolved change" + (f"; {'smaller' if abs(d) < sd else 'not smaller'} than fp32's seed sd "
+                                           f"{sd:.3f}" if sd is not None else "")
+        rows.append([full.label("experiment"), full.label("model"), full.label("backend"), row_label(Group(full.config)),
+                     _precision(low.config), len(lo_runs), _mean_sd(fp_runs), _mean_sd(lo_runs),
+                     f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]", how, said])
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["experiment", "model", "backend", "strategy", "precision", "seeds", "fp32",
+                                   "reduced precision", "reduced − fp32 (95% CI)", "interval", "verdict"],
+                    tablefmt=tablefmt(fmt), disable_numparse=True)
+
+
 def report_sections(records: list[dict], fmt: str = "terminal", studies=()) -> list[tuple[str, str, str]]:
     """(id, title, body) of every section of the report, in order; a body may be empty."""
     from .scale import render_model_scale
@@ -392,6 +438,7 @@ def report_sections(records: list[dict], fmt: str = "terminal", studies=()) -> l
             ("tta", "Time to target, both clocks", render_time_to_target(records, fmt)
              if any(r["config"].get("study") for r in records) else ""),
             ("scale", "Model scale: ImageNet top-1 against transfer (test top-1)", render_model_scale(records, fmt)),
+            ("precision", "Reduced precision beside fp32 (top-1, seeds paired)", render_precision(records, fmt)),
             ("init", "Scratch: shared canonical init vs each framework's own", render_init_effect(records, fmt)),
             ("seeds", "Seeds: were there enough?", render_seed_count(records, fmt)),
             ("sweep", "Sweep time (from the records; estimate for N nodes)", render_sweep_time(records, fmt)),
