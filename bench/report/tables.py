@@ -13,7 +13,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.measure.peak import best_measured
-from bench.plan.config import ADDED_LATER
+from bench.plan.config import RunConfig
 from bench.records.store import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
@@ -387,10 +387,9 @@ def _precision(config: dict) -> str:
 
 def precision_pairs(records: list[dict]) -> list[tuple[Group, Group]]:
     """(fp32 group, reduced-precision group) of the same configuration in everything but precision."""
-    by_key: dict[tuple, dict[str, Group]] = {}
+    by_key: dict[str, dict[str, Group]] = {}
     for g in group_records(records):
-        key = tuple(sorted((k, str(v)) for k, v in g.config.items()
-                           if k != "precision" and ADDED_LATER.get(k, object()) != v))
+        key = RunConfig.from_json(g.runs[0]["config"]).config_hash(without=("seed", "precision"))
         by_key.setdefault(key, {})[_precision(g.config)] = g
     return [(p["fp32"], g) for p in by_key.values() if "fp32" in p for name, g in sorted(p.items()) if name != "fp32"]
 
