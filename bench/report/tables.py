@@ -394,9 +394,10 @@ def precision_pairs(records: list[dict]) -> list[tuple[Group, Group]]:
     return [(p["fp32"], g) for p in by_key.values() if "fp32" in p for name, g in sorted(p.items()) if name != "fp32"]
 
 
-def _mean_sd(runs: list[dict]) -> str:
-    finals = [r["accuracy"]["final"] for r in runs]
-    return f"{np.mean(finals):.3f} ± {np.std(finals, ddof=1):.3f}" if len(finals) > 1 else f"{finals[0]:.3f}"
+def _mean_sd(runs: list[dict]) -> tuple[str, float | None]:
+    """A column's text (mean ± sd over the runs) and the sd (None for one run)."""
+    mean, sd, ci = mean_interval([r["accuracy"]["final"] for r in runs])
+    return (f"{mean:.3f} ± {sd:.3f}", sd) if ci else (f"{mean:.3f}", None)
 
 
 def render_precision(records: list[dict], fmt: str = "terminal") -> str:
@@ -408,15 +409,14 @@ def render_precision(records: list[dict], fmt: str = "terminal") -> str:
             continue
         lo_runs, fp_runs = [a for a, _ in pairs], [b for _, b in pairs]
         d, ci, how, _ = gap(lo_runs, fp_runs)
-        fp = [r["accuracy"]["final"] for r in fp_runs]
-        sd = float(np.std(fp, ddof=1)) if len(fp) > 1 else None
+        (fp_text, sd), (lo_text, _) = _mean_sd(fp_runs), _mean_sd(lo_runs)
         if ci[0] > 0 or ci[1] < 0:
             said = f"{'higher' if d > 0 else 'lower'} (resolved)"
         else:
             said = "no resolved change" + (f"; {'smaller' if abs(d) < sd else 'not smaller'} than fp32's seed sd "
                                            f"{sd:.3f}" if sd is not None else "")
         rows.append([full.label("experiment"), full.label("model"), full.label("backend"), row_label(Group(full.config)),
-                     _precision(low.config), len(lo_runs), _mean_sd(fp_runs), _mean_sd(lo_runs),
+                     _precision(low.config), len(lo_runs), fp_text, lo_text,
                      f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]", how, said])
     if not rows:
         return ""
