@@ -13,8 +13,8 @@ from pathlib import Path
 from backends.settings import child_env
 from bench.core.errors import BenchError
 from bench.core.files import atomic_path, default_cache_dir
-from bench.measure.environment import cpu_flags, cpu_model
-from bench.measure.peak import clock_mhz, theoretical
+from bench.measure.environment import cpu_flags, cpu_model, cpu_vendor
+from bench.measure.peak import PEAK_KERNELS, clock_mhz, theoretical
 from bench.measure.timing import machine_lock
 
 from .child import run_bench_child
@@ -30,7 +30,7 @@ def _version(package: str) -> str | None:
 def peak_key() -> dict:
     env = child_env("torch")
     return {"cpu": cpu_model(), "flags": sorted(cpu_flags()), "threads": env.get("OMP_NUM_THREADS"),
-            "torch": _version("torch"), "numpy": _version("numpy")}
+            "torch": _version("torch"), "numpy": _version("numpy"), "kernels": PEAK_KERNELS}
 
 
 def peak_path(cache_dir: Path | None = None) -> Path:
@@ -62,7 +62,8 @@ def ensure_peak(cache_dir: Path | None = None, force: bool = False, seconds: flo
             raise BenchError(f"measuring the machine's peak failed: {tail[0]}")
         measured = json.loads(out.read_text())
     peak = {"measured_at": utc_now(), "key": peak_key(), **measured,
-            "theoretical": theoretical(cpu_flags(), int(measured.get("threads") or os.cpu_count() or 1), clock_mhz())}
+            "theoretical": theoretical(cpu_flags(), int(measured.get("threads") or os.cpu_count() or 1), clock_mhz(),
+                                      cpu_vendor())}
     path = peak_path(cache_dir)
     with atomic_path(path) as tmp_path:
         tmp_path.write_text(json.dumps(peak, indent=1))

@@ -5,6 +5,7 @@ the thread count the timed runs use; each kernel is named with the library behin
 
 * ``torch.mm`` fp32, n up to 4096: MKL's sgemm (torch's CPU BLAS);
 * ``torch.mm`` bf16: oneDNN's bf16 matmul (torch routes CPU bf16 GEMM there);
+* ``torch.mm`` fp16: torch's CPU fp16 matmul (oneDNN where the CPU has fp16 instructions);
 * ``torch.nn.functional.conv2d`` fp32, a ResNet 3x3 layer (256 ch, 28^2, batch up to 16): oneDNN;
 * ``numpy.matmul`` fp32, n up to 2048: the BLAS NumPy links (OpenBLAS in the wheels), with
   the kernel OpenBLAS picked for this CPU (threadpoolctl).
@@ -19,13 +20,19 @@ import os
 import time
 from pathlib import Path
 
-# FLOP per cycle per core, from the widest FMA the flags offer, assuming two FMA pipes
-# (AMD Zen 2-4, Intel client cores; Intel server cores with two 512-bit FMA units reach 64 in fp32)
-FP32_PER_CYCLE = (("avx512f", 32, "2 FMA pipes x 8 fp32 lanes x 2 (Zen 4 runs AVX-512 as 2 x 256-bit)"),
-                  ("fma", 32, "2 FMA pipes x 8 fp32 lanes (AVX2) x 2"),
-                  ("avx", 16, "AVX without FMA: 8 lanes, add + multiply"))
-BF16_PER_CYCLE = (("amx_bf16", 1024, "AMX tiles (Intel): 1024 bf16 FLOP per cycle"),
-                  ("avx512_bf16", 64, "VDPBF16PS: 2 bf16 products per fp32 lane, 2 pipes x 16 lanes x 2"))
+# FLOP per cycle per core, from the widest instructions the flags offer, assuming two FMA pipes.
+# AVX-512 differs by vendor: Intel server cores (Xeon Gold/Platinum) have two 512-bit FMA units
+# (64 fp32 FLOP per cycle; Silver/Bronze one: half), AMD Zen 4 runs AVX-512 as 2 x 256-bit (32).
+FP32_PER_CYCLE = (("avx512f", "GenuineIntel", 64, "2 FMA units x 16 fp32 lanes (AVX-512) x 2 (Intel server "
+                   "cores; Xeon Silver/Bronze have one 512-bit FMA unit: half)"),
+                  ("avx512f", "", 32, "2 FMA pipes x 8 fp32 lanes x 2 (AMD Zen 4 runs AVX-512 as 2 x 256-bit)"),
+                  ("fma", "", 32, "2 FMA pipes x 8 fp32 lanes (AVX2) x 2"),
+                  ("avx", "", 16, "AVX without FMA: 8 lanes, add + multiply"))
+BF16_PER_CYCLE = (("amx_bf16", "", 1024, "AMX tiles (Intel): 1024 bf16 FLOP per cycle"),
+                  ("avx512_bf16", "", 64, "VDPBF16PS: 2 bf16 products per fp32 lane, 2 pipes x 16 lanes x 2"))
+FP16_PER_CYCLE = (("amx_fp16", "", 1024, "AMX-FP16 tiles (Intel): 1024 fp16 FLOP per cycle"),
+                  ("avx512_fp16", "", 128, "AVX512-FP16 FMA: 2 pipes x 32 fp16 lanes x 2"))
+PER_CYCLE = {"fp32": FP32_PER_CYCLE, "bf16": BF16_PER_CYCLE, "fp16": FP16_PER_CYCLE}
 
 
 def clock_mhz() -> float | None:
@@ -43,16 +50,17 @@ def clock_mhz() -> float | None:
     return None
 
 
-def theoretical(flags: set[str], cores: int, mhz: float | None) -> dict:
-    """GFLOP/s the cores could reach in fp32 and bf16, with the assumption behind each."""
-    out = {"cores": cores, "clock_mhz": mhz,
+def theoretical(flags: set[str], cores: int, mhz: float | None, vendor: str = "") -> dict:
+    """GFLOP/s the cores could reach in each precision, with the assumption behind each;
+    ``vendor``: /proc/cpuinfo's ``vendor_id`` (AVX-512's width per cycle depends on it)."""
+    out = {"cores": cores, "clock_mhz": mhz, "vendor": vendor or None,
            "clock_source": "cpufreq max" if Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").exists()
            else "/proc/cpuinfo cpu MHz (current; a VM may not expose boost)"}
-    for precision, table in (("fp32", FP32_PER_CYCLE), ("bf16", BF16_PER_CYCLE)):
-        hit = next(((flag, n, why) for flag, n, why in table if flag in flags), None)
+    for precision, table in PER_CYCLE.items():
+        hit = next(((flag, n, why) for flag, who, n, why in table if flag in flags and who in (vendor, "")), None)
         if hit is None or mhz is None:
             out[precision] = {"gflops": None, "why": "no clock reading" if mhz is None else
-                              f"no {precision} dot-product instructions in the CPU flags: {precision} runs "
+                              f"no {precision} arithmetic instructions in the CPU flags: {precision} runs "
                               "through fp32 conversion, no faster than fp32"}
         else:
             out[precision] = {"gflops": round(cores * mhz / 1e3 * hit[1], 1), "flop_per_cycle": hit[1],
@@ -83,6 +91,8 @@ def _rate(make, sizes, seconds: float) -> dict:
 
 
 GEMM_SIZES = (256, 512, 1024, 2048, 4096)
+# what measure_kernels runs: part of the cache key, so a cached peak without a newer kernel is measured again
+PEAK_KERNELS = ("torch.mm fp32", "torch.mm bf16", "torch.mm fp16", "torch conv2d fp32", "numpy.matmul fp32")
 
 
 def measure_kernels(seconds: float = 1.0) -> dict:
@@ -108,6 +118,10 @@ def measure_kernels(seconds: float = 1.0) -> dict:
                                     "shape": "n x n x n"} | _rate(gemm(torch.float32), GEMM_SIZES, seconds)
         kernels["torch.mm bf16"] = {"library": f"{onednn} bf16 matmul (torch {torch.__version__})",
                                     "precision": "bf16", "shape": "n x n x n"} | _rate(gemm(torch.bfloat16),
+                                                                                      GEMM_SIZES, seconds)
+        kernels["torch.mm fp16"] = {"library": f"torch's CPU fp16 matmul (oneDNN where the CPU has fp16 "
+                                               f"instructions; torch {torch.__version__})",
+                                    "precision": "fp16", "shape": "n x n x n"} | _rate(gemm(torch.float16),
                                                                                       GEMM_SIZES, seconds)
 
         def conv(batch):

@@ -1,8 +1,9 @@
 """Tables of speed records (``bench overhead``, ``bench tune``), from the records alone.
 
-Records of one combination (overhead: design, backend, model, size, strategy, batch,
-steps; tune: backend, strategy, batch) pool their rounds, so a table shows every
-round ever published and never picks one record over another.
+Records of one combination (overhead: machine, design, backend, model, size, strategy,
+precision, batch, steps; tune: backend, strategy, batch) pool their rounds, so a table
+shows every round ever published and never picks one record over another; records of
+different machines never pool, and each machine gets its own table.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bench.speed.step import LOOPS
 from bench.measure.peak import best_measured
 
 from .format import generated_header, tablefmt
+from .groups import machine_of
 
 OVERHEAD_HOW = (
     "Per round, the median steady-state step of the harness's `Model.train_step` over that of the "
@@ -42,17 +44,25 @@ def _precision(rec: dict) -> str:
 
 
 def merge_rounds(records: list[dict]) -> list[dict]:
-    """One entry per measured combination (design, backend, model, size, strategy, batch, steps):
-    records of the same combination, e.g. a re-measurement with more rounds, pool their rounds,
-    so a table shows every round ever published and never picks one record over another."""
+    """One entry per measured combination (machine, design, backend, model, size, strategy,
+    precision, batch, steps): records of the same combination, e.g. a re-measurement with more
+    rounds, pool their rounds, so a table shows every round ever published and never picks one
+    record over another. Rounds of different machines never pool."""
     merged: dict[str, dict] = {}
     for r in sorted(records, key=lambda r: r.get("created", "")):
         spec = r["spec"] | {"design": _design(r), "precision": _precision(r)}
-        key = json.dumps({k: v for k, v in spec.items() if k not in ("rounds",)}, sort_keys=True)
-        m = merged.setdefault(key, {"spec": spec, "round_ratios": [],
+        machine = machine_of(r) if r.get("environment") else "a machine not recorded (every round failed)"
+        key = json.dumps({"machine": machine} | {k: v for k, v in spec.items() if k not in ("rounds",)},
+                         sort_keys=True)
+        m = merged.setdefault(key, {"spec": spec, "machine": machine, "round_ratios": [], "created": [],
+                                    "commits": set(),
                                     **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
                                        for loop in LOOPS}})
         m["round_ratios"] += r.get("round_ratios") or []
+        m["created"].append(r.get("created", ""))
+        commit = ((r.get("environment") or {}).get("git") or {}).get("commit")
+        if commit:
+            m["commits"].add(commit[:7] + ("+dirty" if (r["environment"]["git"].get("dirty")) else ""))
         m["flops"] = (r.get("flops") or {}).get("per_step") or m.get("flops")
         m["peak"] = (r.get("environment") or {}).get("peak") or m.get("peak")
         m["cpu"] = (r.get("environment") or {}).get("cpu") or m.get("cpu")
@@ -68,9 +78,37 @@ def merge_rounds(records: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
+def by_machine(combos: list[dict]) -> dict[str, list[dict]]:
+    """Merged combinations per machine, machines in name order."""
+    out: dict[str, list[dict]] = {}
+    for m in combos:
+        out.setdefault(m["machine"], []).append(m)
+    return dict(sorted(out.items()))
+
+
+def _machine_title(machine: str, fmt: str) -> str:
+    return ("### " if fmt == "markdown" else "") + f"Measured on {machine}"
+
+
+def _sitting(combos: list[dict]) -> str:
+    """When and at which commits a machine's records were measured, and whether anything ran beside."""
+    created = sorted(c for m in combos for c in m["created"] if c)
+    commits = sorted({c for m in combos for c in m["commits"]})
+    busy = sum(1 for m in combos if any(m[loop]["contended"] for loop in LOOPS))
+    return (f"measured {created[0]} to {created[-1]}" if created else "measured at unknown times") + \
+        f", at commit{'s' if len(commits) != 1 else ''} {', '.join(commits) or 'unknown'}; " + \
+        (f"{busy} of {len(combos)} combinations measured while other processes used the CPU (†)" if busy
+         else "no combination measured while other processes used the CPU")
+
+
 def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 1.05) -> str:
+    machines = by_machine(merge_rounds(records))
+    return "\n\n".join((_machine_title(machine, fmt) + "\n\n" if len(machines) > 1 else "")
+                       + _overhead_table(combos, fmt, target) for machine, combos in machines.items())
+
+
+def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
     rows = []
-    combos = merge_rounds(records)
     for r in sorted(combos, key=lambda r: (_design(r), r["spec"]["backend"], r["spec"]["model"],
                                            r["spec"]["image_size"], r["spec"]["strategy"], _precision(r))):
         s, n, h = r["spec"], r["native"], r["harness"]
@@ -92,19 +130,23 @@ def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 
     for design in sorted({_design(r) for r in combos}):
         ratios = [r["ratio"] for r in combos if _design(r) == design]
         within = sum(1 for x in ratios if x is not None and x <= target)
-        notes.append(f"{design}: {within} of {len(ratios)} combinations at or below harness/native {target}")
+        refused = sum(1 for x in ratios if x is None)
+        notes.append(f"{design}: {within} of {len(ratios) - refused} measured combinations at or below "
+                     f"harness/native {target}" + (f" ({refused} refused or not measured)" if refused else ""))
     if any("†" in row[8] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
+    notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 
 
 SPEED_HOW = (
     "Each framework's own loop (the overhead table's `native`: its zoo's network, its fastest idiom), "
-    "batch 16: ms per train step, the median of the rounds' medians [their range]; img/s from it; GFLOP/s: "
-    "the step's FLOPs (convolutions and dense layers that run, forward and backward, counted from the "
-    "layers: `bench.measure.flops`) over that time; % of peak: of the fastest kernel `bench peak` measured "
-    "in that precision on this machine at these threads (named below), and of the theoretical peak; "
-    "bf16/fp32: the fp32 step time over the bf16 one (above 1: bf16 is faster).")
+    "batch 16, one table per machine: ms per train step, the median of the rounds' medians [their range]; "
+    "img/s from it; GFLOP/s: the step's FLOPs (convolutions and dense layers that run, forward and backward, "
+    "counted from the layers: `bench.measure.flops`) over that time; % of peak: of the fastest kernel "
+    "`bench peak` measured in that precision on that machine at these threads (named below), and of the "
+    "theoretical peak; vs fp32: the fp32 step time over this one, same machine and design (above 1: "
+    "faster than fp32).")
 
 
 def _ms_range(loop: dict) -> str:
@@ -116,47 +158,59 @@ def _ms_range(loop: dict) -> str:
 
 def render_speed(records: list[dict], fmt: str = "terminal", loop: str = "native") -> str:
     """Step time, throughput and the fraction of the machine's peak per backend, model, size,
-    strategy and precision, from overhead records (one sitting: their shared peak measurement)."""
-    combos = merge_rounds(records)
+    strategy and precision, from overhead records: one table per machine, with the peak its
+    records carry and when they were measured."""
+    machines = by_machine(merge_rounds(records))
+    return "\n\n".join((_machine_title(machine, fmt) + "\n\n" if len(machines) > 1 else "")
+                       + _speed_table(combos, fmt, loop) for machine, combos in machines.items())
+
+
+def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
+    designs = len({_design(r) for r in combos}) > 1
     by_key = {(r["spec"]["backend"], r["spec"]["model"], r["spec"]["image_size"], r["spec"]["strategy"],
-               _precision(r)): r for r in combos}
+               _design(r), _precision(r)): r for r in combos}
     rows, peaks = [], {}
     for key in sorted(by_key):
         r = by_key[key]
-        backend, model, size, strategy, precision = key
+        backend, model, size, strategy, design, precision = key
         ms, flops, peak = r[loop]["median_ms"], r.get("flops"), r.get("peak")
         best = best_measured(peak, precision)
         theory = ((peak or {}).get("theoretical") or {}).get(precision, {}).get("gflops")
         if best:
             peaks[precision] = best
+        first = [backend, model, size, strategy] + ([design] if designs else []) + [precision]
         if ms is None:
             errors = "; ".join(r[loop]["errors"])[:120] or "not measured"
-            rows.append([backend, model, size, strategy, precision, "-", "-", "-", "-", "-", f"refused: {errors}"])
+            rows.append(first + ["-", "-", "-", "-", "-", f"refused: {errors}"])
             continue
         gflops = flops / ms / 1e6 if flops else None
-        fp32 = by_key.get((backend, model, size, strategy, "fp32"))
+        fp32 = by_key.get((backend, model, size, strategy, design, "fp32"))
         ratio = (f"{fp32[loop]['median_ms'] / ms:.2f}" if precision != "fp32" and fp32 and fp32[loop]["median_ms"]
                  else "")
-        rows.append([backend, model, size, strategy, precision, _ms_range(r[loop]),
-                     f"{r['spec']['batch_size'] / ms * 1e3:.0f}",
-                     "-" if gflops is None else f"{gflops:.0f}",
-                     "-" if gflops is None or not best else f"{100 * gflops / best['gflops']:.0f}%",
-                     "-" if gflops is None or not theory else f"{100 * gflops / theory:.0f}%", ratio])
-    table = tabulate(rows, headers=["backend", "model", "px", "strategy", "precision", "ms/step [range]", "img/s",
-                                    "GFLOP/s", "% measured peak", "% theoretical", "bf16/fp32 speed"],
-                     tablefmt=tablefmt(fmt), disable_numparse=True)
+        busy = " †" if r[loop]["contended"] else ""
+        rows.append(first + [_ms_range(r[loop]) + busy,
+                             f"{r['spec']['batch_size'] / ms * 1e3:.0f}",
+                             "-" if gflops is None else f"{gflops:.0f}",
+                             "-" if gflops is None or not best else f"{100 * gflops / best['gflops']:.0f}%",
+                             "-" if gflops is None or not theory else f"{100 * gflops / theory:.0f}%", ratio])
+    headers = (["backend", "model", "px", "strategy"] + (["design"] if designs else [])
+               + ["precision", "ms/step [range]", "img/s", "GFLOP/s", "% measured peak", "% theoretical", "vs fp32"])
+    table = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt), disable_numparse=True)
     notes = [f"measured peak, {p}: {b['gflops']:.0f} GFLOP/s, {b['kernel']} ({b['library']})"
              for p, b in sorted(peaks.items())]
-    theory = next((r["peak"]["theoretical"] for r in combos if r.get("peak")), None)
+    theory = next((r["peak"]["theoretical"] for r in combos if (r.get("peak") or {}).get("theoretical")), None)
     if theory:
-        for p in ("fp32", "bf16"):
-            t = theory.get(p) or {}
+        for p in ("fp32", "bf16", "fp16"):
+            t = theory.get(p)
+            if t is None:
+                continue  # a peak measured before this precision was counted
             notes.append(f"theoretical, {p}: " + (f"{t['gflops']:.0f} GFLOP/s = {theory['cores']} cores x "
                                                    f"{theory['clock_mhz']:.0f} MHz x {t['flop_per_cycle']} FLOP/cycle "
                                                    f"({t['assumption']})" if t.get("gflops") else t.get("why", "-")))
     cpus = sorted({r["cpu"] for r in combos if r.get("cpu")})
     if cpus:
         notes.append("CPU: " + "; ".join(cpus))
+    notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 
 
@@ -165,7 +219,7 @@ def render_peak(peak: dict, fmt: str = "terminal") -> str:
              else k["shape"], f"{k['gflops']:.1f}", f"{k['median_gflops']:.1f}",
              k["runs"]] for name, k in peak["kernels"].items()]
     theory = peak.get("theoretical") or {}
-    for p in ("fp32", "bf16"):
+    for p in ("fp32", "bf16", "fp16"):
         t = theory.get(p) or {}
         rows.append([f"theoretical {p}", p, t.get("assumption") or t.get("why", "-"), "-",
                      f"{t['gflops']:.1f}" if t.get("gflops") else "-", "-", "-"])

@@ -31,6 +31,7 @@ import numpy as np
 from bench.core.files import default_cache_dir
 from bench.execute.flops import flops_of
 from bench.execute.peak import ensure_peak
+from bench.measure.environment import capture_environment
 from bench.plan.strategies import make_plan
 from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 
@@ -53,6 +54,8 @@ def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) 
                      "contended": any(r["contention"].get("busy") for r in ok)}
         if ok:
             rec["environment"] = ok[0]["environment"]
+    if "environment" not in rec:  # every round refused or failed: the machine still, from the parent
+        rec["environment"] = capture_environment({}, settings=settings)
     n, h = rec["native"]["round_medians_ms"], rec["harness"]["round_medians_ms"]
     if rec["native"]["median_ms"] and rec["harness"]["median_ms"]:
         rec["round_ratios"] = [b / a for a, b in zip(n, h)]

@@ -49,6 +49,15 @@ def test_theoretical_peak_states_its_assumption_and_refuses_to_guess_bf16():
     assert got["fp32"]["gflops"] == 2 * 2.0 * 32 and "FMA" in got["fp32"]["assumption"]
     assert got["bf16"]["gflops"] is None and "no bf16" in got["bf16"]["why"]
     assert theoretical({"avx512f", "avx512_bf16"}, 2, 2000.0)["bf16"]["gflops"] == 2 * 2.0 * 64
+    assert got["fp16"]["gflops"] is None and "no fp16" in got["fp16"]["why"]
+
+
+def test_theoretical_avx512_width_depends_on_the_vendor():
+    flags = {"avx512f", "fma", "avx", "avx512_fp16", "amx_bf16"}
+    intel, amd = theoretical(flags, 2, 2000.0, "GenuineIntel"), theoretical(flags, 2, 2000.0, "AuthenticAMD")
+    assert intel["fp32"]["flop_per_cycle"] == 64 and "Intel" in intel["fp32"]["assumption"]
+    assert amd["fp32"]["flop_per_cycle"] == 32 and "Zen 4" in amd["fp32"]["assumption"]
+    assert intel["fp16"]["flop_per_cycle"] == 128 and intel["bf16"]["flop_per_cycle"] == 1024
 
 
 def test_best_measured_peak_picks_the_fastest_kernel_of_the_precision():

@@ -37,8 +37,12 @@ def test_rates_and_shares_of_peak_come_from_the_records():
 
 
 def test_a_refused_precision_is_a_row_that_says_why():
-    table = render_speed([_record("fp32", 20.0), _record("fp16", None, error="exit 2: cannot train in fp16")])
+    refused = _record("fp16", None, error="exit 2: cannot train in fp16")
+    table = render_speed([_record("fp32", 20.0), refused])
     assert "refused: exit 2: cannot train in fp16" in table
+    # every round refused, yet the record names the machine it was refused on
+    from bench.measure.environment import cpu_model
+    assert refused["environment"]["cpu"] == cpu_model() and refused["environment"]["frameworks"] == {}
 
 
 def test_profile_table_shows_top_operators_their_share_and_what_was_attributed():
@@ -61,3 +65,20 @@ def test_a_profile_taken_under_a_setting_says_so():
     rec = {"kind": "profile", "spec": spec, "wall_ms": 10.0, "ops_ms": {"conv": 5.0},
            "settings": {"MXNET_EXEC_BULK_EXEC_TRAIN": "0"}}
     assert "mxnet resnet18 112 px, full, fp32 (MXNET_EXEC_BULK_EXEC_TRAIN=0):" in render_profiles([rec])
+
+
+def test_records_of_two_machines_never_pool_and_each_gets_its_own_table():
+    from bench.report.speed import render_overhead
+    epyc, xeon = _record("fp32", 20.0), _record("fp32", 40.0)
+    epyc["environment"] |= {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "cpu_count": 2}
+    xeon["environment"] |= {"cpu": "Intel Xeon", "cpu_flags": ["avx512f"], "cpu_count": 2,
+                            "git": {"commit": "abcdef0123", "dirty": False}}
+    speed = render_speed([epyc, xeon], "markdown")
+    assert "### Measured on AMD EPYC (avx2, 2 cores, no gpu)" in speed
+    assert "### Measured on Intel Xeon (avx512f, 2 cores, no gpu)" in speed
+    epyc_part, xeon_part = speed.split("### Measured on Intel Xeon")
+    assert "21.0 [20.0–22.0]" in epyc_part and "42.0 [40.0–44.0]" in xeon_part  # not one pooled row
+    assert "at commit abcdef0" in xeon_part and "commits unknown" not in xeon_part
+    overhead = render_overhead([epyc, xeon], "markdown")
+    assert overhead.count("### Measured on") == 2
+    assert overhead.count("1 of 1 measured combinations at or below") == 2
