@@ -15,6 +15,14 @@ ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scr
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
                "trial": None, "precision": "fp32"}
 PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
+
+
+def precision_of(spec: dict) -> str:
+    """The precision a config or spec (run, overhead, profile) names; records from before
+    ``--precision`` existed ran fp32."""
+    return spec.get("precision") or "fp32"
+
+
 TEST_EVALS = ("epoch", "end", "never")  # when the eval (test) split is scored
 DEVICES = ("cpu", "gpu", "ascend")
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd: with the momentum given; momentum: the same, MindSpore's name

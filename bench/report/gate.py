@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bench.plan.config import precision_of
+
 FACTOR = 1.10           # asv's default: a slowdown under 10% is not gated, however significant
 OVERHEAD_FACTOR = 1.03  # harness/native within a process is stable to ~3%
 ALPHA = 0.05
@@ -33,7 +35,7 @@ ALPHA = 0.05
 
 def _overhead_name(spec: dict) -> str:
     return (f"{spec.get('backend')} {spec.get('model')} {spec.get('image_size')}px {spec.get('strategy')} "
-            f"{spec.get('precision', 'fp32')} b{spec.get('batch_size')} {spec.get('device', 'cpu')}")
+            f"{precision_of(spec)} b{spec.get('batch_size')} {spec.get('device', 'cpu')}")
 
 
 def samples(runs: list[dict], overhead: list[dict]) -> dict[tuple[str, str], dict]:

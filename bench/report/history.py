@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.plan.config import precision_of
 from bench.measure.stats import mean_interval, time_change, welch_difference
 
 from .gate import FACTOR, OVERHEAD_FACTOR
@@ -97,7 +98,7 @@ def history_series(runs: list[dict], overhead: list[dict]) -> list[Series]:
         commit = commit_of(rec)
         first_seen[commit] = min(first_seen.get(commit, "~"), rec.get("created") or "~")
         name = (f"overhead {s.get('backend')} {s.get('model')} {s.get('image_size')} px {s.get('strategy')} "
-                f"{s.get('precision', 'fp32')} ({s.get('design', 'processes')})")
+                f"{precision_of(s)} ({s.get('design', 'processes')})")
         machine = machine_of(rec)
         harness = (rec.get("harness") or {}).get("round_medians_ms") or []
         if harness and not (rec.get("harness") or {}).get("contended"):

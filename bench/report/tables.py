@@ -13,7 +13,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.measure.peak import best_measured
-from bench.plan.config import RunConfig
+from bench.plan.config import RunConfig, precision_of
 from bench.records.store import parse_time
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
 
@@ -90,7 +90,7 @@ def achieved(group: Group, ms: float | None) -> str:
     if not flops or not ms:
         return "-"
     gflops = flops / ms / 1e6
-    precision = group.runs[0]["config"].get("precision", "fp32")
+    precision = precision_of(group.runs[0]["config"])
     best = best_measured((group.runs[0].get("environment") or {}).get("peak"), precision)
     return f"{gflops:.0f}" + (f" ({100 * gflops / best['gflops']:.0f}%)" if best else "")
 
@@ -382,7 +382,7 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
 
 
 def _precision(config: dict) -> str:
-    return config.get("precision") or "fp32"  # records from before --precision ran fp32
+    return precision_of(config)
 
 
 def precision_pairs(records: list[dict]) -> list[tuple[Group, Group]]:

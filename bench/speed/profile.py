@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.plan.config import precision_of
 from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
 
 from .step import measure, step_spec
@@ -29,7 +30,7 @@ def profile_loop(spec: dict) -> dict:
     step = backend.native_step(spec["model"], spec["classes"], image_size=spec["image_size"],
                                batch=spec["batch_size"], strategy=spec["strategy"],
                                optim=OptimConfig("sgd", spec["lr"], 0.9, 1e-4), mode=spec["mode"],
-                               device=spec["device"], precision=spec.get("precision", "fp32"))
+                               device=spec["device"], precision=precision_of(spec))
     for _ in range(1 + spec["warmup"]):  # the compile step, then the warm-up
         step()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:

@@ -17,6 +17,7 @@ import numpy as np
 
 from backends.settings import child_env
 from bench.execute.child import run_bench_child
+from bench.plan.config import precision_of
 from bench.measure.timing import machine_lock
 
 LOOPS = ("native", "harness")
@@ -41,9 +42,9 @@ def _build_loop(spec: dict):
     if spec["loop"] == "native":
         return backend, backend.native_step(spec["model"], classes, image_size=size, batch=batch,
                                             strategy=spec["strategy"], optim=optim, mode=spec["mode"],
-                                            device=spec["device"], precision=spec.get("precision", "fp32"))
+                                            device=spec["device"], precision=precision_of(spec))
     model = backend.create_model(spec["model"], classes, image_size=size, mode=spec["mode"], device=spec["device"])
-    model.configure(make_plan(spec["strategy"]), optim, precision=spec.get("precision", "fp32"))
+    model.configure(make_plan(spec["strategy"]), optim, precision=precision_of(spec))
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (batch, 3, size, size)).astype(np.float32)
     y = (np.arange(batch) % classes).astype(np.int32)
