@@ -84,22 +84,37 @@ def _set_context(device: str, mode: str) -> None:
     _configured["ctx"] = want
 
 
+# mixed precision (O2) wraps each cell it keeps in fp32 (BatchNorm) in a cast cell that holds the
+# original as ``_backbone``: 'bn1.gamma' becomes 'bn1._backbone.gamma' (measured, MindSpore 2.9)
+AMP_WRAPPER = "_backbone"
+
+
+def _structural(path: str) -> str:
+    """A parameter's or cell's path without the cast cells mixed precision inserts."""
+    return ".".join(part for part in path.split(".") if part != AMP_WRAPPER)
+
+
+def named_params(net: nn.Cell) -> dict[str, ms.Parameter]:
+    """Structural path -> parameter, the same names in fp32 and under mixed precision."""
+    return {_structural(n): p for n, p in net.parameters_and_names()}
+
+
 def _batchnorms(net: nn.Cell):
     for name, cell in net.cells_and_names():
         if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            yield name, cell
+            yield _structural(name), cell
 
 
 def param_plan(net: nn.Cell, view, plan) -> ParamPlan:
     """The one translation of a strategy for a MindSpore network (harness and reference loop)."""
     layers = {path: f"{path}.{next(bn.parameters_and_names())[0]}" for path, bn in _batchnorms(net)}
-    learnable = [n for n, p in net.parameters_and_names() if p.requires_grad]  # BN statistics are not
+    learnable = [n for n, p in named_params(net).items() if p.requires_grad]  # BN statistics are not
     return translate(plan, view, learnable, layers)
 
 
 def apply_plan(net: nn.Cell, pp: ParamPlan) -> dict[str, ms.Parameter]:
     """Freeze what ``pp`` says (before an optimizer is built); returns the trainable parameters."""
-    params = dict(net.parameters_and_names())
+    params = named_params(net)
     for name in pp.frozen:
         params[name].requires_grad = False
     for path, bn in _batchnorms(net):
@@ -108,11 +123,14 @@ def apply_plan(net: nn.Cell, pp: ParamPlan) -> dict[str, ms.Parameter]:
     return {n: params[n] for n in pp.lr_mult}
 
 
-def make_optimizer(groups: list[dict], optim: OptimConfig) -> nn.Optimizer:
-    """The MindSpore optimizer of ``optim`` over parameter ``groups`` (``sgd``: Momentum)."""
+def make_optimizer(groups: list[dict], optim: OptimConfig, loss_scale: float = 1.0) -> nn.Optimizer:
+    """The MindSpore optimizer of ``optim`` over parameter ``groups`` (``sgd``: Momentum). A
+    ``loss_scale`` other than 1: the gradients it gets are scaled by it, and it divides them back
+    (MindSpore multiplies the weight decay by the scale to match: the update is the unscaled one)."""
     if optim.name == "adam":
-        return nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay)
-    return nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+        return nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay, loss_scale=loss_scale)
+    return nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                       loss_scale=loss_scale)
 
 
 class TrainStep(nn.Cell):
@@ -127,7 +145,12 @@ class TrainStep(nn.Cell):
         self.net, self.optimizer = net, optimizer
         self.loss_fn = nn.CrossEntropyLoss(reduction="mean")
         self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
-        self.scale = loss_scale  # static loss scaling (fp16): gradients unscaled before the update
+        # static loss scaling (fp16): the loss is scaled, so are the gradients; the optimizer, built with
+        # the same loss_scale, divides them back inside its update (MindSpore's own pairing, as in
+        # amp.build_train_network), with no extra division per gradient here
+        if loss_scale != optimizer.loss_scale:
+            raise ValueError(f"TrainStep: loss scale {loss_scale} but the optimizer unscales by {optimizer.loss_scale}")
+        self.scale = loss_scale
 
     def forward(self, x, y):
         logits = self.net(x).astype(ms.float32)
@@ -136,7 +159,6 @@ class TrainStep(nn.Cell):
     def construct(self, x, y):
         (loss, logits), grads = self.grad_fn(x, y)
         if self.scale != 1.0:
-            grads = tuple(g / self.scale for g in grads)
             loss = loss / self.scale
         loss = ops.depend(loss, self.optimizer(grads))
         correct = (ops.argmax(logits, 1).astype(ms.int32) == y).astype(ms.int32).sum()
@@ -160,12 +182,12 @@ class MindSporeModel(Model):
 
     def _sync_names(self) -> None:
         """Make every Parameter.name its structural path, so checkpoints use stable names."""
-        for name, p in self.net.parameters_and_names():
+        for name, p in named_params(self.net).items():
             if p.name != name:
                 p.name = name
 
     def _params(self) -> dict[str, ms.Parameter]:
-        return dict(self.net.parameters_and_names())
+        return named_params(self.net)
 
     def _head_cell(self) -> tuple[nn.Cell, str]:
         *parents, leaf = self.table.head_path
@@ -209,7 +231,7 @@ class MindSporeModel(Model):
         trainable = apply_plan(self.net, pp)
         groups = [{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()]
         groups.append({"order_params": list(trainable.values())})
-        self.optimizer = make_optimizer(groups, optim)
+        self.optimizer = make_optimizer(groups, optim, LOSS_SCALE if precision == "fp16" else 1.0)
         self.optim = optim
         self._step = self._build_step()
 
@@ -219,7 +241,7 @@ class MindSporeModel(Model):
             self._training = training
 
     def _build_step(self):
-        step = TrainStep(self._forward, self.optimizer, LOSS_SCALE if self.precision == "fp16" else 1.0)
+        step = TrainStep(self._forward, self.optimizer, self.optimizer.loss_scale)
         step.set_train(True)  # the network too
         self._training = True
         self._compiled: set[str] = set()  # graphs compiled
@@ -430,7 +452,7 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
         net = create_model(view.names.zoo, num_classes=num_classes)
     else:
         net = view.build(num_classes, image_size=image_size, stem="imagenet", zoo=False)
-    for name, p in net.parameters_and_names():  # structural names, as the view's rules expect
+    for name, p in named_params(net).items():  # structural names, as the view's rules expect
         p.name = name
     apply_plan(net, param_plan(net, view, make_plan(strategy)))
     # fp16: TrainOneStepCell's sens scales the gradients by LOSS_SCALE, and the optimizer's own
