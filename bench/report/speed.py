@@ -16,6 +16,7 @@ from bench.speed.overhead import ratio_of
 from bench.speed.step import LOOPS
 
 from bench.measure.peak import best_measured
+from bench.plan.config import precision_of
 
 from .format import generated_header, tablefmt
 from .groups import machine_of
@@ -40,7 +41,7 @@ def _design(rec: dict) -> str:
 
 
 def _precision(rec: dict) -> str:
-    return rec["spec"].get("precision", "fp32")  # records from before --precision: fp32
+    return precision_of(rec["spec"])
 
 
 def merge_rounds(records: list[dict]) -> list[dict]:
@@ -95,7 +96,7 @@ def _sitting(combos: list[dict]) -> str:
     created = sorted(c for m in combos for c in m["created"] if c)
     commits = sorted({c for m in combos for c in m["commits"]})
     busy = sum(1 for m in combos if any(m[loop]["contended"] for loop in LOOPS))
-    return (f"measured {created[0]} to {created[-1]}" if created else "measured at unknown times") + \
+    return (f"records written {created[0]} to {created[-1]}" if created else "records written at unknown times") + \
         f", at commit{'s' if len(commits) != 1 else ''} {', '.join(commits) or 'unknown'}; " + \
         (f"{busy} of {len(combos)} combinations measured while other processes used the CPU (†)" if busy
          else "no combination measured while other processes used the CPU")
@@ -207,6 +208,11 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
             notes.append(f"theoretical, {p}: " + (f"{t['gflops']:.0f} GFLOP/s = {theory['cores']} cores x "
                                                    f"{theory['clock_mhz']:.0f} MHz x {t['flop_per_cycle']} FLOP/cycle "
                                                    f"({t['assumption']})" if t.get("gflops") else t.get("why", "-")))
+            if t.get("gflops") and p in peaks and peaks[p]["gflops"] > t["gflops"]:
+                notes.append(f"the measured {p} kernel beats this theoretical figure ({peaks[p]['gflops']:.0f} > "
+                             f"{t['gflops']:.0f}): the clock read ({theory.get('clock_source', '?')}) is below the "
+                             "one the cores ran at, so read % theoretical as an upper bound and % measured peak as "
+                             "the share of what the machine attains")
     cpus = sorted({r["cpu"] for r in combos if r.get("cpu")})
     if cpus:
         notes.append("CPU: " + "; ".join(cpus))
