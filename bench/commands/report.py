@@ -35,7 +35,7 @@ def _site(args: argparse.Namespace) -> int:
 
     if not args.paths:
         raise ConfigError("--format html writes a site: give its folder first, e.g. "
-                          "`bench report --format html site/ results/runs results/overhead`")
+                          "`bench report --format html site/ results/runs results/speed`")
     out, paths = args.paths[0], args.paths[1:] or [default_out()]
     if out.is_file() or (out.is_dir() and any(out.glob("*.json"))):
         raise ConfigError(f"--format html: {out} holds records or is a file; the first path is the folder the "

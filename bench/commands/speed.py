@@ -111,7 +111,7 @@ def add(sub) -> None:
     pr.add_argument("--strategy", default="full")
     pr.add_argument("--out", type=Path, default=PROFILE_OUT, help=f"directory for the records (default {PROFILE_OUT}/)")
     pk = sub.add_parser("peak", help="the machine's attainable peak (large GEMMs and a convolution through MKL, "
-                                     "oneDNN and OpenBLAS, fp32 and bf16) and its theoretical one; cached, and "
+                                     "oneDNN and OpenBLAS, fp32, bf16 and fp16) and its theoretical one; cached, and "
                                      "recorded in every timed record")
     pk.add_argument("--force", action="store_true", help="measure again even if cached")
     pk.add_argument("--seconds", type=ranged(SECONDS), default=1.0, help="time per kernel")
