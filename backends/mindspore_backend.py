@@ -140,17 +140,15 @@ class TrainStep(nn.Cell):
     time, measured); ``mindspore.jit`` over a Python function ran 2.5-3x slower.
     """
 
-    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0):
+    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer):
         super().__init__(auto_prefix=False)
         self.net, self.optimizer = net, optimizer
         self.loss_fn = nn.CrossEntropyLoss(reduction="mean")
         self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
-        # static loss scaling (fp16): the loss is scaled, so are the gradients; the optimizer, built with
-        # the same loss_scale, divides them back inside its update (MindSpore's own pairing, as in
-        # amp.build_train_network), with no extra division per gradient here
-        if loss_scale != optimizer.loss_scale:
-            raise ValueError(f"TrainStep: loss scale {loss_scale} but the optimizer unscales by {optimizer.loss_scale}")
-        self.scale = loss_scale
+        # static loss scaling (fp16): the loss is scaled by the optimizer's loss_scale, so are the
+        # gradients, and the optimizer divides them back inside its update (MindSpore's own pairing,
+        # as in amp.build_train_network), with no extra division per gradient here
+        self.scale = optimizer.loss_scale
 
     def forward(self, x, y):
         logits = self.net(x).astype(ms.float32)
@@ -241,7 +239,7 @@ class MindSporeModel(Model):
             self._training = training
 
     def _build_step(self):
-        step = TrainStep(self._forward, self.optimizer, self.optimizer.loss_scale)
+        step = TrainStep(self._forward, self.optimizer)
         step.set_train(True)  # the network too
         self._training = True
         self._compiled: set[str] = set()  # graphs compiled
