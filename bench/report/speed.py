@@ -87,8 +87,12 @@ def by_machine(combos: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(out.items()))
 
 
-def _machine_title(machine: str, fmt: str) -> str:
-    return ("### " if fmt == "markdown" else "") + f"Measured on {machine}"
+def _per_machine(records: list[dict], fmt: str, table) -> str:
+    """``table(combos)`` for each machine's merged combinations, titled when there is more than one."""
+    machines = by_machine(merge_rounds(records))
+    title = "### " if fmt == "markdown" else ""
+    return "\n\n".join((f"{title}Measured on {machine}\n\n" if len(machines) > 1 else "") + table(combos)
+                       for machine, combos in machines.items())
 
 
 def _sitting(combos: list[dict]) -> str:
@@ -103,9 +107,7 @@ def _sitting(combos: list[dict]) -> str:
 
 
 def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 1.05) -> str:
-    machines = by_machine(merge_rounds(records))
-    return "\n\n".join((_machine_title(machine, fmt) + "\n\n" if len(machines) > 1 else "")
-                       + _overhead_table(combos, fmt, target) for machine, combos in machines.items())
+    return _per_machine(records, fmt, lambda combos: _overhead_table(combos, fmt, target))
 
 
 def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
@@ -161,9 +163,7 @@ def render_speed(records: list[dict], fmt: str = "terminal", loop: str = "native
     """Step time, throughput and the fraction of the machine's peak per backend, model, size,
     strategy and precision, from overhead records: one table per machine, with the peak its
     records carry and when they were measured."""
-    machines = by_machine(merge_rounds(records))
-    return "\n\n".join((_machine_title(machine, fmt) + "\n\n" if len(machines) > 1 else "")
-                       + _speed_table(combos, fmt, loop) for machine, combos in machines.items())
+    return _per_machine(records, fmt, lambda combos: _speed_table(combos, fmt, loop))
 
 
 def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:

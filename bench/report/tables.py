@@ -381,16 +381,12 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
                                    "settings (origin)", "commit"], tablefmt=tablefmt(fmt))
 
 
-def _precision(config: dict) -> str:
-    return precision_of(config)
-
-
 def precision_pairs(records: list[dict]) -> list[tuple[Group, Group]]:
     """(fp32 group, reduced-precision group) of the same configuration in everything but precision."""
     by_key: dict[str, dict[str, Group]] = {}
     for g in group_records(records):
         key = RunConfig.from_json(g.runs[0]["config"]).config_hash(without=("seed", "precision"))
-        by_key.setdefault(key, {})[_precision(g.config)] = g
+        by_key.setdefault(key, {})[precision_of(g.config)] = g
     return [(p["fp32"], g) for p in by_key.values() if "fp32" in p for name, g in sorted(p.items()) if name != "fp32"]
 
 
@@ -416,7 +412,7 @@ def render_precision(records: list[dict], fmt: str = "terminal") -> str:
             said = "no resolved change" + (f"; {'smaller' if abs(d) < sd else 'not smaller'} than fp32's seed sd "
                                            f"{sd:.3f}" if sd is not None else "")
         rows.append([full.label("experiment"), full.label("model"), full.label("backend"), row_label(Group(full.config)),
-                     _precision(low.config), len(lo_runs), fp_text, lo_text,
+                     precision_of(low.config), len(lo_runs), fp_text, lo_text,
                      f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]", how, said])
     if not rows:
         return ""
