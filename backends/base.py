@@ -46,12 +46,29 @@ def unsupported_precision(framework: str, version: str, device: str, precision: 
 
 @dataclass
 class OptimConfig:
-    """Optimizer settings; ``lr`` is the base rate that per-stage multipliers scale."""
+    """Optimizer settings and the recipe's elements (``bench.plan.recipe`` defines each); ``lr`` is
+    the base rate that per-stage multipliers scale, ``schedule`` (None: constant) its value per step."""
 
     name: str = "sgd"          # sgd (momentum as given) | momentum | adam
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-3
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    decay_filter: str = "all"  # all | no-bias-bn
+    schedule: object = None    # bench.plan.recipe.LrSchedule, or None for a constant lr
+
+    @classmethod
+    def of(cls, config, steps_per_epoch: int) -> "OptimConfig":
+        """The optimizer a RunConfig names, its schedule laid over ``steps_per_epoch`` steps an epoch."""
+        from bench.plan.recipe import LrSchedule
+        schedule = LrSchedule.of(config, steps_per_epoch)
+        return cls(config.optimizer, config.lr, config.momentum, config.weight_decay, config.nesterov,
+                   config.label_smoothing, config.decay_filter, None if schedule.is_constant else schedule)
+
+    def lr_at(self, step: int) -> float:
+        """The base lr of optimizer step ``step`` (0-based)."""
+        return self.lr if self.schedule is None else self.schedule.lr_at(step)
 
 
 @dataclass(frozen=True)
@@ -62,29 +79,35 @@ class ParamPlan:
     lr_mult: dict[str, float]             # trainable parameter -> lr multiplier (model order)
     frozen: frozenset[str]                # parameters that get no gradient and no update
     frozen_bn: frozenset[str]             # BatchNorm layers (paths) whose running statistics stay fixed
+    no_decay: frozenset[str] = frozenset()  # trainable parameters the decay filter exempts
 
-    def by_lr(self, params: dict, lr: float) -> dict[float, list]:
-        """Effective lr -> the trainable ``params`` (name -> framework object) at that lr, in order."""
-        groups: dict[float, list] = {}
+    def groups(self, params: dict) -> list[tuple[float, bool, list]]:
+        """(lr multiplier, decays?, the trainable ``params`` (name -> framework object) sharing them),
+        in model order: one optimizer parameter group each."""
+        out: dict[tuple[float, bool], list] = {}
         for name, mult in self.lr_mult.items():
-            groups.setdefault(lr * mult, []).append(params[name])
-        return groups
+            out.setdefault((mult, name not in self.no_decay), []).append(params[name])
+        return [(mult, decay, ps) for (mult, decay), ps in out.items()]
 
 
-def translate(plan, view, params: Iterable[str], batchnorms: dict[str, str]) -> ParamPlan:
+def translate(plan, view, params: dict[str, tuple], batchnorms: dict[str, str],
+              decay_filter: str = "all") -> ParamPlan:
     """``plan`` for a model of ``view`` (an ``architectures.FrameworkView``): ``params``, every
-    parameter's name in the framework; ``batchnorms``, each BatchNorm layer's path -> the name of
-    one of its parameters, whose canonical stage is the layer's (the spec's stage map decides,
-    never a name suffix)."""
-    lr_mult, frozen = {}, set()
-    for name in params:
+    learnable parameter's name in the framework -> its shape; ``batchnorms``, each BatchNorm
+    layer's path -> the name of one of its parameters, whose canonical stage is the layer's (the
+    spec's stage map decides, never a name suffix); ``decay_filter``: ``bench.plan.recipe.decays``."""
+    from bench.plan.recipe import decays
+    lr_mult, frozen, no_decay = {}, set(), set()
+    for name, shape in params.items():
         stage = view.stage_of(name)
         if plan.is_frozen(stage):
             frozen.add(name)
         else:
             lr_mult[name] = plan.lr_mult[stage]
+            if not decays(decay_filter, tuple(shape)):
+                no_decay.add(name)
     frozen_bn = {layer for layer, param in batchnorms.items() if plan.bn_frozen(view.stage_of(param))}
-    return ParamPlan(lr_mult, frozenset(frozen), frozenset(frozen_bn))
+    return ParamPlan(lr_mult, frozenset(frozen), frozenset(frozen_bn), frozenset(no_decay))
 
 
 @dataclass
@@ -216,6 +239,11 @@ class Model(abc.ABC):
 
     @abc.abstractmethod
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
+
+    def applied_lr(self) -> dict[str, float]:
+        """The lr the framework applied at the last step, per canonical stage that trains, read
+        back from its optimizer (or schedule) state, not from ``bench.plan.recipe``."""
+        return {}
 
     @abc.abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray: ...

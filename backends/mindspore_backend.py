@@ -105,11 +105,11 @@ def _batchnorms(net: nn.Cell):
             yield _structural(name), cell
 
 
-def param_plan(net: nn.Cell, view, plan) -> ParamPlan:
+def param_plan(net: nn.Cell, view, plan, decay_filter: str = "all") -> ParamPlan:
     """The one translation of a strategy for a MindSpore network (harness and reference loop)."""
     layers = {path: f"{path}.{next(bn.parameters_and_names())[0]}" for path, bn in _batchnorms(net)}
-    learnable = [n for n, p in named_params(net).items() if p.requires_grad]  # BN statistics are not
-    return translate(plan, view, learnable, layers)
+    learnable = {n: tuple(p.shape) for n, p in named_params(net).items() if p.requires_grad}  # BN statistics are not
+    return translate(plan, view, learnable, layers, decay_filter)
 
 
 def apply_plan(net: nn.Cell, pp: ParamPlan) -> dict[str, ms.Parameter]:
@@ -130,7 +130,17 @@ def make_optimizer(groups: list[dict], optim: OptimConfig, loss_scale: float = 1
     if optim.name == "adam":
         return nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay, loss_scale=loss_scale)
     return nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                       loss_scale=loss_scale)
+                       loss_scale=loss_scale, use_nesterov=optim.nesterov)
+
+
+def optimizer_groups(pp: ParamPlan, trainable: dict, optim: OptimConfig) -> list[dict]:
+    """One MindSpore parameter group per (lr multiplier, decays?) of the plan; a schedule becomes
+    each group's per-step lr list (MindCV's ``create_scheduler`` list, multiplied per stage as its
+    fine-tuning guide does), which the optimizer indexes with its ``global_step``."""
+    steps = optim.schedule.values() if optim.schedule is not None else None
+    groups = [{"params": ps, "lr": [mult * v for v in steps] if steps else optim.lr * mult,
+               "weight_decay": optim.weight_decay if decay else 0.0} for mult, decay, ps in pp.groups(trainable)]
+    return groups + [{"order_params": list(trainable.values())}]
 
 
 class TrainStep(nn.Cell):
@@ -140,10 +150,10 @@ class TrainStep(nn.Cell):
     time, measured); ``mindspore.jit`` over a Python function ran 2.5-3x slower.
     """
 
-    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer):
+    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer, label_smoothing: float = 0.0):
         super().__init__(auto_prefix=False)
         self.net, self.optimizer = net, optimizer
-        self.loss_fn = nn.CrossEntropyLoss(reduction="mean")
+        self.loss_fn = nn.CrossEntropyLoss(reduction="mean", label_smoothing=label_smoothing)
         self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
         # static loss scaling (fp16): the loss is scaled by the optimizer's loss_scale, so are the
         # gradients, and the optimizer divides them back inside its update (MindSpore's own pairing,
@@ -225,11 +235,13 @@ class MindSporeModel(Model):
             # it wraps the network (outputs cast to fp32), whose parameters keep their names
             with in_scratch():  # its rewrite writes and imports source files in the cwd
                 self._forward = ms.amp.auto_mixed_precision(self.net, amp_level="O2", dtype=AMP_DTYPES[precision])
-        pp = param_plan(self.net, self.table, plan)
+        pp = param_plan(self.net, self.table, plan, optim.decay_filter)
         trainable = apply_plan(self.net, pp)
-        groups = [{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()]
-        groups.append({"order_params": list(trainable.values())})
-        self.optimizer = make_optimizer(groups, optim, LOSS_SCALE if precision == "fp16" else 1.0)
+        self.optimizer = make_optimizer(optimizer_groups(pp, trainable, optim), optim,
+                                        LOSS_SCALE if precision == "fp16" else 1.0)
+        self._stage_param = {}
+        for name, p in trainable.items():
+            self._stage_param.setdefault(self.table.stage_of(name), p)
         self.optim = optim
         self._step = self._build_step()
 
@@ -239,7 +251,7 @@ class MindSporeModel(Model):
             self._training = training
 
     def _build_step(self):
-        step = TrainStep(self._forward, self.optimizer)
+        step = TrainStep(self._forward, self.optimizer, self.optim.label_smoothing)
         step.set_train(True)  # the network too
         self._training = True
         self._compiled: set[str] = set()  # graphs compiled
@@ -280,6 +292,17 @@ class MindSporeModel(Model):
                 "loss_scaling": f"static x{LOSS_SCALE:g}" if self.precision == "fp16" else None,
                 "how": "mindspore.amp.auto_mixed_precision(amp_level='O2'); leaf cells, BatchNorm kept fp32"}
 
+    def applied_lr(self) -> dict[str, float]:
+        """Each trained stage's lr at the last step: its lr parameter (a per-step list under a
+        schedule) at the optimizer's ``global_step`` minus one, read from the optimizer."""
+        opt = self.optimizer
+        taken = max(int(opt.global_step.asnumpy().reshape(-1)[0]) - 1, 0)
+        out = {}
+        for stage, p in self._stage_param.items():
+            lr = np.asarray(opt.get_lr_parameter(p).asnumpy()).reshape(-1)
+            out[stage] = float(lr[min(taken, len(lr) - 1)])
+        return out
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._set_training(False)
         with self._compiling("eval"):
@@ -296,10 +319,9 @@ class MindSporeModel(Model):
             return {}
         # the lr the optimizer actually holds for each parameter: read back, not recomputed
         opt = self.optimizer
-        lrs = opt.learning_rate if opt.is_group_lr else [opt.learning_rate] * len(opt.parameters)
         groups: dict[str, list[str]] = {}
-        for p, lr in zip(opt.parameters, lrs):
-            groups.setdefault(f"{float(lr.asnumpy()):.6g}", []).append(p.name)
+        for p in opt.parameters:  # a per-step list (a schedule): its peak
+            groups.setdefault(f"{float(np.max(opt.get_lr_parameter(p).asnumpy())):.6g}", []).append(p.name)
         return groups
 
     def weight_decay_groups(self) -> dict[str, list[str]]:

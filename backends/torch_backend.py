@@ -53,11 +53,11 @@ def channels_last(view) -> bool:
     return MEASURED_CHANNELS_LAST.get(view.spec.family, False)
 
 
-def param_plan(net: nn.Module, view, plan) -> ParamPlan:
+def param_plan(net: nn.Module, view, plan, decay_filter: str = "all") -> ParamPlan:
     """The one translation of a strategy for a torch network (harness and reference loop)."""
     layers = {path: f"{path}.weight" for path, m in net.named_modules()
               if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))}
-    return translate(plan, view, [n for n, _ in net.named_parameters()], layers)
+    return translate(plan, view, {n: tuple(p.shape) for n, p in net.named_parameters()}, layers, decay_filter)
 
 
 def apply_plan(net: nn.Module, pp: ParamPlan) -> tuple[dict[str, nn.Parameter], list[nn.Module]]:
@@ -78,10 +78,18 @@ def autocast(device: torch.device, precision: str):
 
 
 def make_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
-    """The torch optimizer of ``optim`` over parameter ``groups`` (``sgd`` and ``momentum``: SGD)."""
+    """The torch optimizer of ``optim`` over parameter ``groups`` (``sgd`` and ``momentum``: SGD),
+    each group with its own lr and weight decay."""
     if optim.name == "adam":
         return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
-    return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                           nesterov=optim.nesterov)
+
+
+def optimizer_groups(pp: ParamPlan, trainable: dict, optim: OptimConfig) -> list[dict]:
+    """One torch parameter group per (lr multiplier, decays?) of the plan."""
+    return [{"params": ps, "lr": optim.lr * mult, "weight_decay": optim.weight_decay if decay else 0.0}
+            for mult, decay, ps in pp.groups(trainable)]
 
 
 def _module_at(net: nn.Module, path: list[str]) -> tuple[nn.Module, str]:
@@ -108,6 +116,7 @@ class TorchModel(Model):
         self._training: bool | None = None
         self.precision = "fp32"
         self._scaler = None
+        self._scheduler = None
 
     def replace_head(self, num_classes: int) -> None:
         owner, leaf = _module_at(self.net, self.table.head_path)
@@ -142,10 +151,13 @@ class TorchModel(Model):
         self.precision = precision
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self._scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
-        pp = param_plan(self.net, self.table, plan)
+        pp = param_plan(self.net, self.table, plan, optim.decay_filter)
         trainable, self._frozen_bn = apply_plan(self.net, pp)
-        self.optimizer = make_optimizer([{"params": ps, "lr": lr} for lr, ps in pp.by_lr(trainable, optim.lr).items()],
-                                        optim)
+        self.optimizer = make_optimizer(optimizer_groups(pp, trainable, optim), optim)
+        # torch's own per-step scheduler: each group's lr is its initial lr x the schedule's factor
+        self._scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, optim.schedule.factor_at)
+                           if optim.schedule is not None else None)
+        self._stage_of = {id(p): self.table.stage_of(n) for n, p in trainable.items()}
         self.optim = optim
         self._training = None
         if self.compiled:
@@ -172,8 +184,10 @@ class TorchModel(Model):
         yb = torch.from_numpy(y).to(self.device, non_blocking=True).long()
         with autocast(self.device, self.precision):
             logits = self._forward(xb)
-        loss = F.cross_entropy(logits.float(), yb)  # mean over the batch, as on every backend; in fp32
+        # mean over the batch, as on every backend; in fp32
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.optim.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
+        self._last_lrs = [group["lr"] for group in self.optimizer.param_groups]  # what this step applies
         if self._scaler is None:
             loss.backward()
             self.optimizer.step()
@@ -181,10 +195,20 @@ class TorchModel(Model):
             self._scaler.scale(loss).backward()
             self._scaler.step(self.optimizer)
             self._scaler.update()
+        if self._scheduler is not None:
+            self._scheduler.step()
         correct = (logits.argmax(1) == yb).sum()
         if self.device.type == "cuda":
             torch.cuda.synchronize()  # every queued kernel, the update included
         return float(loss.item()), int(correct.item())
+
+    def applied_lr(self) -> dict[str, float]:
+        """Each trained stage's lr in the optimizer's groups when the last step was taken."""
+        out: dict[str, float] = {}
+        for group, lr in zip(self.optimizer.param_groups, self._last_lrs):
+            for p in group["params"]:
+                out.setdefault(self._stage_of[id(p)], float(lr))
+        return out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._set_training(False)
@@ -239,7 +263,7 @@ class TorchModel(Model):
         return out
 
     def param_groups(self) -> dict[str, list[str]]:
-        return self._by_group("lr")
+        return self._by_group("initial_lr" if self._scheduler is not None else "lr")  # a schedule's peak
 
     def weight_decay_groups(self) -> dict[str, list[str]]:
         return self._by_group("weight_decay")

@@ -11,6 +11,7 @@ from bench.plan.experiments import EXPERIMENTS, get_experiment
 from bench.plan.strategies import ALL_STRATEGIES, make_plan
 
 from bench.plan.config import RANGES
+from bench.plan.recipe import DECAY_FILTERS, SCHEDULES
 
 from .args import PUBLISHED, RETRIES, SEEDS, TIMEOUT, TRIALS, default_out, names, ranged, state_ranges
 
@@ -77,6 +78,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=ranged(SEEDS), default=1, help="number of seeds per configuration")
     p.add_argument("--target-accuracy", type=ranged(RANGES["target_accuracy"]),
                    help="time-to-accuracy target (a fraction)")
+    add_recipe_args(p)
     p.add_argument("--warmup-steps", type=ranged(RANGES["warmup_steps"]),
                    help="steps after the compile step excluded from stats")
     p.add_argument("--out", type=Path, help=f"directory for the JSON records (default: runs/ of the checkout, or "
@@ -99,6 +101,37 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-retries", type=ranged(RETRIES), default=0,
                    help="ray: retries of a job whose worker died (default 0: a crash is a record, never hidden)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole epochs separated by commas, e.g. 30,60; got {text!r}") from None
+
+
+RECIPE_OPTIONS = ("schedule", "lr_warmup_epochs", "lr_warmup_steps", "lr_warmup_factor", "milestones", "lr_gamma",
+                  "min_lr", "nesterov", "label_smoothing", "decay_filter")
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The recipe's elements (bench/plan/recipe.py says what each means on every backend)."""
+    g = p.add_argument_group("recipe elements (one meaning on every backend: bench/plan/recipe.py)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="lr per step: constant (default), step (--milestones, "
+                   "--lr-gamma) or cosine (to --min-lr), after the warm-up")
+    g.add_argument("--lr-warmup-epochs", type=ranged(RANGES["lr_warmup_epochs"]),
+                   help="linear lr warm-up over the first N epochs")
+    g.add_argument("--lr-warmup-steps", type=ranged(RANGES["lr_warmup_steps"]), help="... or over the first N steps")
+    g.add_argument("--lr-warmup-factor", type=ranged(RANGES["lr_warmup_factor"]),
+                   help="the warm-up's first lr as a fraction of --lr (MindCV's warmup_factor; default 0)")
+    g.add_argument("--milestones", type=_milestones, help="step schedule: epochs where the lr is multiplied by --lr-gamma")
+    g.add_argument("--lr-gamma", type=ranged(RANGES["lr_gamma"]), help="step schedule's factor (default 0.1)")
+    g.add_argument("--min-lr", type=ranged(RANGES["min_lr"]), help="cosine schedule: the last step's lr (default 0)")
+    g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    g.add_argument("--label-smoothing", type=ranged(RANGES["label_smoothing"]),
+                   help="soft targets (1 - eps) onehot + eps / K, eps in [0, 1)")
+    g.add_argument("--decay-filter", choices=DECAY_FILTERS, help="weight decay on all trained tensors (default) or "
+                   "not on biases and BatchNorm (no-bias-bn, MindCV's filter_bias_and_bn)")
 
 
 def _known_archive_checksum() -> str:
@@ -127,7 +160,8 @@ def _common_overrides(args: argparse.Namespace) -> dict:
                   weight_decay=args.weight_decay, image_size=args.image_size, stem=args.stem,
                   bn_stats=args.bn_stats, device=args.device, mode=args.mode, loader=args.loader,
                   precision=args.precision,
-                  target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps)
+                  target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps,
+                  **{name: getattr(args, name) for name in RECIPE_OPTIONS})
     if args.data_dir:
         common["dataset"] = "folder"
     elif args.dataset and args.eval_split is None:

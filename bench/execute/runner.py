@@ -25,6 +25,7 @@ from bench.measure.environment import capture_environment
 from bench.measure.accuracy import collapse_flags, summarize_accuracy, time_to_target
 from bench.measure.timing import ContentionProbe, StepTimer
 from bench.plan.config import RunConfig
+from bench.plan.recipe import LrSchedule
 from bench.plan.strategies import make_plan
 
 from .flops import flops_of
@@ -118,7 +119,21 @@ def resolve_weights(config: RunConfig, cache_dir: Path, suite_weights: Path | No
                                "sha256": canonical.file_sha256(config.pretrained)}
 
 
-def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
+class LrProbe:
+    """The lr each stage's parameters got at a few steps (``LrSchedule.probe_steps``), read back
+    from the framework after the step (``Model.applied_lr``), beside the protocol's value."""
+
+    def __init__(self, schedule, steps: set[int]):
+        self.schedule, self.steps, self.taken, self.rows = schedule, steps, 0, []
+
+    def after_step(self, model) -> None:
+        if self.taken in self.steps:
+            self.rows.append({"step": self.taken, "protocol": self.schedule.lr_at(self.taken),
+                              "applied": model.applied_lr()})
+        self.taken += 1
+
+
+def train_epoch(model, loader: BatchLoader, timer: StepTimer, lr_probe: LrProbe | None = None) -> dict:
     losses, correct, seen = [], 0, 0
     batches = iter(loader)
     t0 = time.perf_counter()
@@ -133,6 +148,8 @@ def train_epoch(model, loader: BatchLoader, timer: StepTimer) -> dict:
             loss, ok = model.train_step(x, y)
         if not math.isfinite(loss):
             raise DivergedError(f"loss became {loss} at step {len(losses) + 1} of epoch {loader.epoch}")
+        if lr_probe is not None:
+            lr_probe.after_step(model)
         losses.append(loss)
         correct += ok
         seen += len(y)
@@ -182,7 +199,7 @@ def _score(model, loader: BatchLoader, split: str) -> dict:
 
 
 def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, record: dict,
-                       progress: bool) -> None:
+                       progress: bool, lr_probe: LrProbe | None = None) -> None:
     """Train ``config.epochs`` epochs; score the validation split (where carved) as ``config.val_eval``
     says (every epoch or the last one) and the eval split as ``config.test_eval`` says (every
     epoch, the last one, or never)."""
@@ -193,7 +210,7 @@ def train_and_evaluate(model, config: RunConfig, loaders, timer: StepTimer, reco
                disable=not progress, leave=False)
     probe = ContentionProbe().start()
     for epoch in bar:
-        stats = train_epoch(model, train_loader, timer)
+        stats = train_epoch(model, train_loader, timer, lr_probe)
         cum_train_s += stats["train_s"]
         point = {"epoch": epoch, **stats, "cum_train_s": cum_train_s}
         last = epoch == config.epochs
@@ -253,19 +270,22 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                                                         effective_settings(config.backend),  # after the context is set
                                                         peak=cached_peak())
             origin = start_weights(model, config, weights, origin, cache_dir)
-            model.configure(plan, OptimConfig(config.optimizer, config.lr, config.momentum, config.weight_decay),
-                            precision=config.precision)
+            steps_per_epoch = len(train) // min(config.batch_size, len(train))  # the train loader drops a remainder
+            model.configure(plan, OptimConfig.of(config, steps_per_epoch), precision=config.precision)
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
                            "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe(),
                            "precision": model.precision_report(),
                            "flops": flops_of(config.model, config.image_size, config.stem, plan, config.batch_size,
                                              len(train.classes), cache_dir)}
+        schedule = LrSchedule.of(config, steps_per_epoch)
+        lr_probe = LrProbe(schedule, set(schedule.probe_steps()))
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)
         record["data"]["eval_batch_size"] = loaders[-1].batch_size
         try:
-            train_and_evaluate(model, config, loaders, timer, record, progress)
+            train_and_evaluate(model, config, loaders, timer, record, progress, lr_probe)
+            record["model"]["lr"] = {"schedule": schedule.to_json(), "read_back": lr_probe.rows}
         finally:
             record["data"]["skipped"] = _skipped(train, validation, evaluation)
         record["accuracy"] = summarize_accuracy(config, record["curve"])

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError
 
+from .recipe import DECAY_FILTERS, SCHEDULES
+
 ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
-               "trial": None, "precision": "fp32"}
+               "trial": None, "precision": "fp32", "schedule": "constant", "lr_warmup_epochs": 0,
+               "lr_warmup_steps": 0, "lr_warmup_factor": 0.0, "milestones": [], "lr_gamma": 0.1, "min_lr": 0.0,
+               "nesterov": False, "label_smoothing": 0.0, "decay_filter": "all"}
 PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
 
 
@@ -62,7 +66,10 @@ RANGES = {"epochs": Range(1, 10_000, integer=True), "batch_size": Range(1, 4096,
           "seed": Range(0, 2 ** 31 - 1, integer=True), "shots": SHOTS, "eval_shots": SHOTS, "val_shots": SHOTS,
           "trial": Range(0, 10_000, integer=True), "lr": Range(0, 10, low_open=True),
           "momentum": Range(0, 1, high_open=True), "weight_decay": Range(0, 1),
-          "target_accuracy": Range(0, 1, low_open=True), "val_fraction": Range(0, 1, low_open=True, high_open=True)}
+          "target_accuracy": Range(0, 1, low_open=True), "val_fraction": Range(0, 1, low_open=True, high_open=True),
+          "lr_warmup_epochs": Range(0, 10_000, integer=True), "lr_warmup_steps": Range(0, 10_000_000, integer=True),
+          "lr_warmup_factor": Range(0, 1), "lr_gamma": Range(0, 1, low_open=True), "min_lr": Range(0, 10),
+          "label_smoothing": Range(0, 1, high_open=True)}
 
 
 @dataclass
@@ -112,21 +119,35 @@ class RunConfig:
     mode: str = "graph"                   # MindSpore: graph | pynative
     precision: str = "fp32"               # fp32 | bf16 | fp16 (mixed: fp32 master weights)
     loader: str = "shared"                # shared numpy pipeline | native framework pipeline
-    warmup_steps: int = 3
+    warmup_steps: int = 3                 # steps left out of the step-time statistics (not the lr warm-up)
+    # the recipe's elements (bench.plan.recipe defines each; every backend translates it)
+    schedule: str = "constant"            # constant | step | cosine: the lr of every step
+    lr_warmup_epochs: int = 0             # linear lr warm-up, in epochs ...
+    lr_warmup_steps: int = 0              # ... or in steps (one of the two)
+    lr_warmup_factor: float = 0.0         # the first step's lr as a fraction of lr (MindCV's warmup_factor)
+    milestones: tuple[int, ...] = ()      # step schedule: epochs (from the start) where lr *= lr_gamma
+    lr_gamma: float = 0.1
+    min_lr: float = 0.0                   # cosine schedule: the last step's lr
+    nesterov: bool = False                # Nesterov momentum (sgd/momentum optimizers)
+    label_smoothing: float = 0.0          # soft targets (1 - eps) onehot + eps / K
+    decay_filter: str = "all"             # all | no-bias-bn: weight decay on which trained tensors
     target_accuracy: float | None = None
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.crop_scale = tuple(self.crop_scale)
+        self.milestones = tuple(self.milestones)
         if self.classes is not None:
             self.classes = tuple(self.classes)
         for name, valid in (("arm", ARMS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
                             ("mode", ("graph", "pynative")), ("test_eval", TEST_EVALS),
                             ("val_eval", TEST_EVALS[:2]),
                             ("precision", PRECISIONS),
-                            ("bn_stats", ("train", "frozen")), ("loader", ("shared", "native"))):
+                            ("bn_stats", ("train", "frozen")), ("loader", ("shared", "native")),
+                            ("schedule", SCHEDULES), ("decay_filter", DECAY_FILTERS)):
             if getattr(self, name) not in valid:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+                option = f" (--{name.replace('_', '-')})" if name in ("schedule", "decay_filter") else ""
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}{option}; valid: {', '.join(valid)}")
         if self.scratch_init is not None and (self.arm != "scratch" or self.scratch_init not in SCRATCH_INITS):
             raise ConfigError(f"--scratch-init {self.scratch_init!r}: valid for the scratch arm only, "
                               f"one of {', '.join(SCRATCH_INITS)}")
@@ -145,6 +166,42 @@ class RunConfig:
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ConfigError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        self.validate_recipe()
+
+    def validate_recipe(self) -> None:
+        """The schedule fits the run, and each element is used where it means something."""
+        if self.lr_warmup_epochs and self.lr_warmup_steps:
+            raise ConfigError("--lr-warmup-epochs and --lr-warmup-steps both set the warm-up: choose one")
+        if self.lr_warmup_epochs >= self.epochs and self.lr_warmup_epochs:
+            raise ConfigError(f"--lr-warmup-epochs {self.lr_warmup_epochs} is not shorter than the run "
+                              f"({self.epochs} epochs): nothing would follow the warm-up")
+        steps = self.planned_steps()
+        if self.lr_warmup_steps and steps is not None and self.lr_warmup_steps >= steps:
+            raise ConfigError(f"--lr-warmup-steps {self.lr_warmup_steps} is not shorter than the run "
+                              f"({steps} steps: {self.epochs} epochs of {steps // self.epochs})")
+        if self.milestones and self.schedule != "step":
+            raise ConfigError(f"--milestones is for --schedule step, not {self.schedule}")
+        if self.schedule == "step":
+            ms = self.milestones
+            if not ms:
+                raise ConfigError("--schedule step needs --milestones (epochs where the lr is multiplied by "
+                                  "--lr-gamma), e.g. --milestones 30,60")
+            if any(isinstance(m, bool) or not isinstance(m, int) for m in ms) or list(ms) != sorted(set(ms)) \
+                    or not 0 < ms[0] or not ms[-1] < self.epochs:
+                raise ConfigError(f"--milestones {','.join(map(str, ms))}: expected increasing whole epochs, "
+                                  f"each in 1..{self.epochs - 1} (the run has {self.epochs} epochs)")
+        if self.schedule == "cosine" and self.min_lr > self.lr:
+            raise ConfigError(f"--min-lr {self.min_lr:g} is above --lr {self.lr:g}: a cosine schedule decays")
+        if self.nesterov and (self.optimizer == "adam" or self.momentum == 0):
+            raise ConfigError(f"--nesterov needs momentum (optimizer sgd or momentum with --momentum > 0), "
+                              f"got optimizer {self.optimizer} with momentum {self.momentum:g}")
+
+    def planned_steps(self) -> int | None:
+        """Optimizer steps of the run where the train split's size is known from the config
+        (``shots`` x ``classes``), else None (the runner knows it once the data is read)."""
+        if not (self.shots and self.classes):
+            return None
+        return self.epochs * max(self.shots * len(self.classes) // min(self.batch_size, self.shots * len(self.classes)), 1)
 
     def default_timeout_s(self) -> float:
         """How long a job of this configuration may run unless --timeout says otherwise: 10 minutes
@@ -161,6 +218,7 @@ class RunConfig:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["crop_scale"] = list(self.crop_scale)
+        d["milestones"] = list(self.milestones)
         d["classes"] = list(self.classes) if self.classes is not None else None
         return d
 

@@ -25,6 +25,7 @@ STRATEGY_HELP = {
     "layerwise": "full fine-tune, lr rising with depth (MindCV x1/1/1.05/1.1/1.15, head x1.2)",
     "layerwise-D": "full fine-tune, timm-style layer decay: stage k of 6 gets D**(5-k)",
     "scratch": "random init of everything, own lr, same budget",
+    "A+B": "both: frozen stages of either, lr multipliers multiplied (e.g. freeze-1+layerwise)",
 }
 
 
@@ -65,6 +66,15 @@ def make_plan(strategy: str, bn_stats_frozen: bool = False) -> Plan:
 
 
 def _parse(strategy: str) -> Plan:
+    if "+" in strategy:  # composition: what either freezes, the product of their multipliers
+        parts = [_parse(p) for p in strategy.split("+")]
+        if any(not p.pretrained for p in parts):
+            raise ConfigError(f"{strategy!r}: scratch does not compose with other strategies")
+        frozen = tuple(s for s in STAGES if any(p.is_frozen(s) for p in parts))
+        mults = {s: 1.0 for s in STAGES}
+        for p in parts:
+            mults = {s: mults[s] * p.lr_mult[s] for s in STAGES}
+        return Plan(strategy, frozen=frozen, lr_mult=mults)
     if strategy == "full":
         return Plan(strategy)
     if strategy == "scratch":
