@@ -240,6 +240,11 @@ class Model(abc.ABC):
     @abc.abstractmethod
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
 
+    def disable_dropout(self) -> int:
+        """Make every dropout layer the identity (before ``configure``); returns how many there were.
+        Step-by-step parity needs it: each framework draws its own dropout masks."""
+        raise ConfigError(f"{type(self).__name__} cannot disable dropout")
+
     def applied_lr(self) -> dict[str, float]:
         """The lr the framework applied at the last step, per canonical stage that trains, read
         back from its optimizer (or schedule) state, not from ``bench.plan.recipe``."""

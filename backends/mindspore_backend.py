@@ -123,14 +123,50 @@ def apply_plan(net: nn.Cell, pp: ParamPlan) -> dict[str, ms.Parameter]:
     return {n: params[n] for n in pp.lr_mult}
 
 
+_nesterov = ops.MultitypeFuncGraph("nesterov")
+
+
+@_nesterov.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
+def _nesterov_update(momentum, lr, gradient, weight, moment):
+    """``a = m * a + g'``; ``w -= lr * (g' + m * a)`` for one parameter."""
+    moment_new = momentum * moment + gradient
+    done = ops.assign(moment, moment_new)
+    return ops.depend(ops.depend(True, done), ops.assign(weight, weight - lr * (gradient + momentum * moment_new)))
+
+
+class NesterovMomentum(nn.Optimizer):
+    """Nesterov momentum in the protocol's form (``bench.plan.recipe``), written as ``nn.Momentum``
+    is (weight decay, loss scale, group and per-step lrs from ``nn.Optimizer``). MindSpore 2.9's CPU
+    ``ApplyMomentum(use_nesterov=True)`` computes plain momentum (measured: ``nn.Momentum`` and the
+    raw operator, graph and PyNative mode, give the plain update), so Nesterov cannot go through it."""
+
+    def __init__(self, params, learning_rate, momentum: float, weight_decay=0.0, loss_scale=1.0):
+        super().__init__(learning_rate, params, weight_decay, loss_scale)
+        self.momentum = ms.Parameter(ms.Tensor(momentum, ms.float32), name="momentum")
+        self.moments = self._parameters.clone(prefix="moments", init="zeros")
+
+    def construct(self, gradients):
+        gradients = self.scale_grad(self.gradients_centralization(self.decay_weight(gradients)))
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        if self.is_group_lr:
+            return self.hyper_map_reverse(ops.partial(_nesterov, self.momentum), lr, gradients,
+                                          self._parameters, self.moments)
+        return self.hyper_map_reverse(ops.partial(_nesterov, self.momentum, lr), gradients, self._parameters,
+                                      self.moments)
+
+
 def make_optimizer(groups: list[dict], optim: OptimConfig, loss_scale: float = 1.0) -> nn.Optimizer:
     """The MindSpore optimizer of ``optim`` over parameter ``groups`` (``sgd``: Momentum). A
     ``loss_scale`` other than 1: the gradients it gets are scaled by it, and it divides them back
     (MindSpore multiplies the weight decay by the scale to match: the update is the unscaled one)."""
     if optim.name == "adam":
         return nn.Adam(groups, learning_rate=optim.lr, weight_decay=optim.weight_decay, loss_scale=loss_scale)
+    if optim.nesterov:
+        return NesterovMomentum(groups, learning_rate=optim.lr, momentum=optim.momentum,
+                                weight_decay=optim.weight_decay, loss_scale=loss_scale)
     return nn.Momentum(groups, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                       loss_scale=loss_scale, use_nesterov=optim.nesterov)
+                       loss_scale=loss_scale)
 
 
 def optimizer_groups(pp: ParamPlan, trainable: dict, optim: OptimConfig) -> list[dict]:
@@ -291,6 +327,10 @@ class MindSporeModel(Model):
         return {"requested": self.precision, "ops": ops, "master_weights": "float32",
                 "loss_scaling": f"static x{LOSS_SCALE:g}" if self.precision == "fp16" else None,
                 "how": "mindspore.amp.auto_mixed_precision(amp_level='O2'); leaf cells, BatchNorm kept fp32"}
+
+    def disable_dropout(self) -> int:
+        from .mindspore_models import replace_cells
+        return replace_cells(self.net, lambda c: isinstance(c, nn.Dropout), lambda _cell: nn.Identity())
 
     def applied_lr(self) -> dict[str, float]:
         """Each trained stage's lr at the last step: its lr parameter (a per-step list under a

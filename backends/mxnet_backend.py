@@ -286,6 +286,18 @@ class GluonModel(Model):
         mx.nd.waitall()
         return float(loss.asscalar()), int(correct.asscalar())
 
+    def disable_dropout(self) -> int:
+        found = []
+
+        def visit(block):
+            for child in block._children.values():
+                if isinstance(child, nn.Dropout):
+                    child._rate = 0.0  # Gluon's Dropout is the identity at rate 0
+                    found.append(child)
+                visit(child)
+        visit(self.net)
+        return len(found)
+
     def applied_lr(self) -> dict[str, float]:
         """Each trained stage's lr at the last step: the Trainer's learning rate x the stage's
         ``lr_mult``, read from MXNet's objects."""

@@ -202,6 +202,12 @@ class TorchModel(Model):
             torch.cuda.synchronize()  # every queued kernel, the update included
         return float(loss.item()), int(correct.item())
 
+    def disable_dropout(self) -> int:
+        layers = [m for m in self.net.modules() if isinstance(m, nn.Dropout)]
+        for m in layers:
+            m.p = 0.0
+        return len(layers)
+
     def applied_lr(self) -> dict[str, float]:
         """Each trained stage's lr in the optimizer's groups when the last step was taken."""
         out: dict[str, float] = {}
