@@ -1,5 +1,6 @@
 """The child sides of isolated jobs, hidden from ``bench --help``: ``_exec`` (one run, given as
-a JSON config) and ``_step`` (one timed train-step measurement)."""
+a JSON config), ``_step`` (one timed train-step measurement), ``_layers``, ``_peak``, ``_profile``
+and ``_parity`` (one backend's steps against the NumPy reference)."""
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,17 @@ def cmd_peak(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parity_child(args: argparse.Namespace) -> int:
+    from bench.parity.check import run_backend_steps, write_initial_weights
+    from bench.plan.config import RunConfig
+    from bench.records.store import write_json_atomic
+    config = RunConfig.from_json(json.loads(args.config))
+    if args.init:
+        write_initial_weights(config, args.weights)
+    write_json_atomic(args.result_file, run_backend_steps(config, args.steps_per_epoch, str(args.weights)))
+    return 0
+
+
 def add(sub) -> None:
     ex = sub.add_parser("_exec")  # no help: hidden from `bench --help`
     ex.add_argument("config")
@@ -80,3 +92,10 @@ def add(sub) -> None:
     prof.add_argument("spec")
     prof.add_argument("--result-file", type=Path, required=True)
     prof.set_defaults(func=cmd_profile)
+    par = sub.add_parser("_parity")  # one backend's K steps against the NumPy reference (bench parity)
+    par.add_argument("config")
+    par.add_argument("steps_per_epoch", type=int)
+    par.add_argument("weights", type=Path)
+    par.add_argument("--result-file", type=Path, required=True)
+    par.add_argument("--init", action="store_true", help="first write the model's own initial weights there")
+    par.set_defaults(func=cmd_parity_child)

@@ -61,6 +61,17 @@ def stage_errors(spec, w0: dict, got: dict, want: dict, names, frozen=frozenset(
     return out
 
 
+PARITY_CLASSES = 10  # the head of the weights bench parity writes when none are given
+
+
+def write_initial_weights(config, path) -> None:
+    """The model's own initialisation on ``config.backend`` at ``config.seed``, as canonical weights."""
+    from backends.registry import get_backend
+    model = get_backend(config.backend).create_model(config.model, PARITY_CLASSES, image_size=config.image_size,
+                                                     seed=config.seed, stem=config.stem, mode=config.mode)
+    model.save_weights(str(path), source={"bench parity": f"{config.backend} initialisation, seed {config.seed}"})
+
+
 def run_backend_steps(config, steps_per_epoch: int, weights: str, model_factory=None) -> dict:
     """The backend's K steps and the reference's, compared after every step (the backend's side
     imports its framework: call this in that backend's process)."""
