@@ -1,8 +1,11 @@
 """Recipe transforms on PIL images -> float32 CHW arrays normalised with ImageNet mean/std
 (or the ``mean``/``std`` an architecture's weights expect, see ``architectures.input_norm``).
 
-Train: RandomResizedCrop(size, scale, ratio 3/4..4/3) + horizontal flip.
-Eval: resize the shorter side to size*256/224 (aspect kept: torchvision/MindSpore
+Train: RandomResizedCrop(size, scale, ratio 3/4..4/3) + horizontal flip, then the recipe's
+augmentations where set (``datasets/augment.py``: ColorJitter, RandAugment, then after
+normalisation RandomErasing), MindCV's order.
+Eval: resize the shorter side to size*256/224 (or ``floor(size / crop_pct)``, MindCV's
+``crop_pct``) (aspect kept: torchvision/MindSpore
 semantics, *not* Gluon's ``Resize(int)`` which squares), then center crop; computed as
 one resize of the crop's region (PIL's ``box``), so a thin image never grows in memory
 (the same pixels within 1/255 of resize-then-crop, measured on CIFAR and photos).
@@ -57,13 +60,23 @@ class TrainTransform:
     hflip: bool = True
     mean: tuple[float, ...] = tuple(IMAGENET_MEAN.tolist())
     std: tuple[float, ...] = tuple(IMAGENET_STD.tolist())
+    color_jitter: float = 0.0
+    rand_augment: str | None = None       # a timm/MindCV config string, e.g. randaug-m7-mstd0.5
+    re_prob: float = 0.0                  # RandomErasing's probability
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        from .augment import RandAugment, color_jitter, random_erasing
         box = random_resized_crop_box(img.width, img.height, rng, self.scale)
         img = img.resize((self.size, self.size), Image.BILINEAR, box=box)
         if self.hflip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        return to_normalized_chw(img, self.mean, self.std)
+        if self.color_jitter:
+            img = color_jitter(img, self.color_jitter, rng)
+        if self.rand_augment:
+            fill = tuple(min(255, round(255 * m)) for m in self.mean)  # MindCV's img_mean
+            img = RandAugment.parse(self.rand_augment)(img, rng, fill)
+        out = to_normalized_chw(img, self.mean, self.std)
+        return random_erasing(out, rng) if self.re_prob and rng.random() < self.re_prob else out
 
 
 @dataclass(frozen=True)
@@ -71,9 +84,12 @@ class EvalTransform:
     size: int
     mean: tuple[float, ...] = tuple(IMAGENET_MEAN.tolist())
     std: tuple[float, ...] = tuple(IMAGENET_STD.tolist())
+    crop_pct: float | None = None         # MindCV/timm: resize to floor(size / crop_pct); None: 256/224
 
     @property
     def resize_to(self) -> int:
+        if self.crop_pct is not None:
+            return int(math.floor(self.size / self.crop_pct))
         return int(round(self.size * 256 / 224))
 
     def box(self, w: int, h: int) -> tuple[float, float, float, float]:

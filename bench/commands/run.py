@@ -79,6 +79,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-accuracy", type=ranged(RANGES["target_accuracy"]),
                    help="time-to-accuracy target (a fraction)")
     add_recipe_args(p)
+    add_augment_args(p)
     p.add_argument("--warmup-steps", type=ranged(RANGES["warmup_steps"]),
                    help="steps after the compile step excluded from stats")
     p.add_argument("--out", type=Path, help=f"directory for the JSON records (default: runs/ of the checkout, or "
@@ -112,6 +113,7 @@ def _milestones(text: str) -> tuple[int, ...]:
 
 RECIPE_OPTIONS = ("schedule", "lr_warmup_epochs", "lr_warmup_steps", "lr_warmup_factor", "milestones", "lr_gamma",
                   "min_lr", "nesterov", "label_smoothing", "decay_filter")
+AUGMENT_OPTIONS = ("color_jitter", "rand_augment", "re_prob", "crop_pct")
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -132,6 +134,17 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="soft targets (1 - eps) onehot + eps / K, eps in [0, 1)")
     g.add_argument("--decay-filter", choices=DECAY_FILTERS, help="weight decay on all trained tensors (default) or "
                    "not on biases and BatchNorm (no-bias-bn, MindCV's filter_bias_and_bn)")
+
+
+def add_augment_args(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument_group("augmentation (the shared pipeline: every backend sees the same pixels; "
+                             "datasets/augment.py)")
+    a.add_argument("--color-jitter", type=ranged(RANGES["color_jitter"]),
+                   help="brightness, contrast and saturation strength (MindCV: 0.4)")
+    a.add_argument("--rand-augment", help="timm/MindCV RandAugment config, e.g. randaug-m7-mstd0.5 (m in 0..10)")
+    a.add_argument("--re-prob", type=ranged(RANGES["re_prob"]), help="RandomErasing probability")
+    a.add_argument("--crop-pct", type=ranged(RANGES["crop_pct"]), help="eval: resize to floor(size / crop_pct), "
+                   "then center crop (MindCV 0.875; default: 256/224)")
 
 
 def _known_archive_checksum() -> str:
@@ -161,7 +174,7 @@ def _common_overrides(args: argparse.Namespace) -> dict:
                   bn_stats=args.bn_stats, device=args.device, mode=args.mode, loader=args.loader,
                   precision=args.precision,
                   target_accuracy=args.target_accuracy, warmup_steps=args.warmup_steps,
-                  **{name: getattr(args, name) for name in RECIPE_OPTIONS})
+                  **{name: getattr(args, name) for name in RECIPE_OPTIONS + AUGMENT_OPTIONS})
     if args.data_dir:
         common["dataset"] = "folder"
     elif args.dataset and args.eval_split is None:

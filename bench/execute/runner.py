@@ -172,8 +172,9 @@ def make_loaders(backend, config: RunConfig, *splits: ImageFolder | None):
         make = lambda split, train: backend.native_loader(  # noqa: E731
             split, train=train, batch_size=config.batch_size if train else eval_batch, **opts)
     else:
-        transforms = {True: TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std),
-                      False: EvalTransform(config.image_size, mean, std)}
+        transforms = {True: TrainTransform(config.image_size, config.crop_scale, config.hflip, mean, std,
+                                           config.color_jitter, config.rand_augment, config.re_prob),
+                      False: EvalTransform(config.image_size, mean, std, config.crop_pct)}
         make = lambda split, train: BatchLoader(split, transforms[train],  # noqa: E731
                                                 config.batch_size if train else eval_batch, train=train,
                                                 seed=config.seed)

@@ -17,7 +17,8 @@ ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scr
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
                "trial": None, "precision": "fp32", "schedule": "constant", "lr_warmup_epochs": 0,
                "lr_warmup_steps": 0, "lr_warmup_factor": 0.0, "milestones": [], "lr_gamma": 0.1, "min_lr": 0.0,
-               "nesterov": False, "label_smoothing": 0.0, "decay_filter": "all"}
+               "nesterov": False, "label_smoothing": 0.0, "decay_filter": "all", "color_jitter": 0.0,
+               "rand_augment": None, "re_prob": 0.0, "crop_pct": None}
 PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
 
 
@@ -69,7 +70,8 @@ RANGES = {"epochs": Range(1, 10_000, integer=True), "batch_size": Range(1, 4096,
           "target_accuracy": Range(0, 1, low_open=True), "val_fraction": Range(0, 1, low_open=True, high_open=True),
           "lr_warmup_epochs": Range(0, 10_000, integer=True), "lr_warmup_steps": Range(0, 10_000_000, integer=True),
           "lr_warmup_factor": Range(0, 1), "lr_gamma": Range(0, 1, low_open=True), "min_lr": Range(0, 10),
-          "label_smoothing": Range(0, 1, high_open=True)}
+          "label_smoothing": Range(0, 1, high_open=True), "color_jitter": Range(0, 10), "re_prob": Range(0, 1),
+          "crop_pct": Range(0, 1, low_open=True)}
 
 
 @dataclass
@@ -131,6 +133,10 @@ class RunConfig:
     nesterov: bool = False                # Nesterov momentum (sgd/momentum optimizers)
     label_smoothing: float = 0.0          # soft targets (1 - eps) onehot + eps / K
     decay_filter: str = "all"             # all | no-bias-bn: weight decay on which trained tensors
+    color_jitter: float = 0.0             # brightness/contrast/saturation strength (datasets/augment.py)
+    rand_augment: str | None = None       # timm/MindCV RandAugment config, e.g. randaug-m7-mstd0.5
+    re_prob: float = 0.0                  # RandomErasing probability
+    crop_pct: float | None = None         # eval: resize to floor(image_size / crop_pct), then center crop
     target_accuracy: float | None = None
     notes: dict = field(default_factory=dict)
 
@@ -192,6 +198,14 @@ class RunConfig:
                                   f"each in 1..{self.epochs - 1} (the run has {self.epochs} epochs)")
         if self.schedule == "cosine" and self.min_lr > self.lr:
             raise ConfigError(f"--min-lr {self.min_lr:g} is above --lr {self.lr:g}: a cosine schedule decays")
+        if self.rand_augment is not None:
+            from datasets.augment import RandAugment
+            RandAugment.parse(self.rand_augment)
+        augmented = [f"--{n.replace('_', '-')}" for n in ("color_jitter", "rand_augment", "re_prob", "crop_pct")
+                     if getattr(self, n) not in (None, 0.0)]
+        if self.loader == "native" and augmented:
+            raise ConfigError(f"{', '.join(augmented)}: augmentations run in the shared pipeline only, so every "
+                              "backend sees the same pixels; use --loader shared")
         if self.nesterov and (self.optimizer == "adam" or self.momentum == 0):
             raise ConfigError(f"--nesterov needs momentum (optimizer sgd or momentum with --momentum > 0), "
                               f"got optimizer {self.optimizer} with momentum {self.momentum:g}")
