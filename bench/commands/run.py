@@ -44,7 +44,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="carve this fraction of train (per class) as a validation split: the best epoch is "
                         "chosen on it and its test accuracy reported")
     p.add_argument("--classes", type=names, help="keep only these classes, comma-separated")
-    p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL) instead of the official download")
+    p.add_argument("--archive", help="cifar10: an image-folder archive (PATH or URL); aircraft: an archive in "
+                   "FGVC-Aircraft's own layout; instead of the official download")
     p.add_argument("--archive-checksum", help="ALGO:HEX of --archive (default: the known CIFAR-10 JPEG archive)")
     p.add_argument("--pretrained", help="suite | imagenet (one canonical file, every backend) | zoo (each "
                    "framework's own zoo) | none | PATH to weights (canonical .npz, or the backend's own "
@@ -152,6 +153,12 @@ def _known_archive_checksum() -> str:
     return next(iter(KNOWN_FOLDER_ARCHIVES))
 
 
+def _archive_is_cifar(args: argparse.Namespace) -> bool:
+    """--archive without --archive-checksum defaults to the known CIFAR-10 archive's checksum for
+    CIFAR-10 only; another dataset's archive is pinned on first use."""
+    return (args.dataset or get_experiment(_experiment_name(args)).dataset) == "cifar10"
+
+
 def _experiment_name(args: argparse.Namespace) -> str:
     if args.experiment:
         return args.experiment
@@ -167,7 +174,7 @@ def _common_overrides(args: argparse.Namespace) -> dict:
                   train_split=args.train_split, eval_split=args.eval_split, shots=args.shots,
                   eval_shots=args.eval_shots, val_fraction=args.val_fraction, val_shots=args.val_shots, classes=args.classes,
                   archive=args.archive, archive_checksum=args.archive_checksum or (
-                      _known_archive_checksum() if args.archive else None),
+                      _known_archive_checksum() if args.archive and _archive_is_cifar(args) else None),
                   pretrained=args.pretrained, pretrain_backend=args.pretrain_backend, epochs=args.epochs,
                   batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum,
                   weight_decay=args.weight_decay, image_size=args.image_size, stem=args.stem,

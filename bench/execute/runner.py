@@ -33,9 +33,9 @@ from .peak import cached_peak
 from bench.weights import canonical
 from bench.weights.imagenet import canonical_imagenet
 from bench.weights.scratch_init import INITIALISER, shared_init_file
-from datasets.folder import ImageFolder, check_same_classes, read_image_folder
+from datasets.folder import ImageFolder, check_same_classes
 from datasets.loader import BatchLoader
-from datasets.registry import default_data_root, prepare_dataset
+from datasets.registry import default_data_root, prepare_dataset, read_split
 from datasets.transforms import EvalTransform, TrainTransform
 
 
@@ -48,8 +48,8 @@ def load_splits(config: RunConfig, data_root: Path, skip_bad_images: bool = Fals
     else:
         root = prepare_dataset(config.dataset, data_root, archive=config.archive,
                                archive_checksum=config.archive_checksum)
-    train = read_image_folder(root, config.train_split, skip_bad_images=skip_bad_images)
-    evaluation = read_image_folder(root, config.eval_split, skip_bad_images=skip_bad_images)
+    train = read_split(config.dataset, root, config.train_split, skip_bad_images)
+    evaluation = read_split(config.dataset, root, config.eval_split, skip_bad_images)
     check_same_classes(train, evaluation)
     if config.classes:
         train, evaluation = train.select(config.classes), evaluation.select(config.classes)
