@@ -11,7 +11,7 @@ from bench.plan.experiments import EXPERIMENTS, get_experiment
 from bench.plan.strategies import ALL_STRATEGIES, make_plan
 
 from bench.plan.config import RANGES
-from bench.plan.recipe import DECAY_FILTERS, SCHEDULES
+from bench.plan.recipe import AUGMENT_ELEMENTS, DECAY_FILTERS, OPTIM_ELEMENTS, SCHEDULES
 
 from .args import PUBLISHED, RETRIES, SEEDS, TIMEOUT, TRIALS, default_out, names, ranged, state_ranges
 
@@ -112,9 +112,7 @@ def _milestones(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected whole epochs separated by commas, e.g. 30,60; got {text!r}") from None
 
 
-RECIPE_OPTIONS = ("schedule", "lr_warmup_epochs", "lr_warmup_steps", "lr_warmup_factor", "milestones", "lr_gamma",
-                  "min_lr", "nesterov", "label_smoothing", "decay_filter")
-AUGMENT_OPTIONS = ("color_jitter", "rand_augment", "re_prob", "crop_pct")
+RECIPE_OPTIONS, AUGMENT_OPTIONS = tuple(OPTIM_ELEMENTS), tuple(AUGMENT_ELEMENTS)
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -130,7 +128,8 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--milestones", type=_milestones, help="step schedule: epochs where the lr is multiplied by --lr-gamma")
     g.add_argument("--lr-gamma", type=ranged(RANGES["lr_gamma"]), help="step schedule's factor (default 0.1)")
     g.add_argument("--min-lr", type=ranged(RANGES["min_lr"]), help="cosine schedule: the last step's lr (default 0)")
-    g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum (--no-nesterov: plain)")
     g.add_argument("--label-smoothing", type=ranged(RANGES["label_smoothing"]),
                    help="soft targets (1 - eps) onehot + eps / K, eps in [0, 1)")
     g.add_argument("--decay-filter", choices=DECAY_FILTERS, help="weight decay on all trained tensors (default) or "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.plan.recipe import decays
+from bench.plan.recipe import decays, smoothed_targets
 
 from .nets import build
 
@@ -16,8 +16,7 @@ def smoothed_loss(logits: np.ndarray, labels: np.ndarray, eps: float) -> tuple[f
     n, k = logits.shape
     shifted = logits - logits.max(1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
-    target = np.full((n, k), eps / k)
-    target[np.arange(n), labels] += 1.0 - eps
+    target = smoothed_targets(labels, k, eps)
     return float(-(target * logp).sum() / n), (np.exp(logp) - target) / n
 
 

@@ -9,16 +9,13 @@ from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError
 
-from .recipe import DECAY_FILTERS, SCHEDULES
+from .recipe import DECAY_FILTERS, ELEMENTS, SCHEDULES
 
 ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
-               "trial": None, "precision": "fp32", "schedule": "constant", "lr_warmup_epochs": 0,
-               "lr_warmup_steps": 0, "lr_warmup_factor": 0.0, "milestones": [], "lr_gamma": 0.1, "min_lr": 0.0,
-               "nesterov": False, "label_smoothing": 0.0, "decay_filter": "all", "color_jitter": 0.0,
-               "rand_augment": None, "re_prob": 0.0, "crop_pct": None}
+               "trial": None, "precision": "fp32"} | ELEMENTS
 PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
 
 

@@ -39,6 +39,8 @@ class Experiment:
     pretrain: dict | None = None          # the suite's pretrain step, when pretrained == "suite"
     val_shots: int | None = None          # a tuning study's validation split: images per class from train
     model_sweep: tuple[str, ...] = ()     # several architectures, each with its own recipe (unless --model)
+    # what the recipe's source reports (strategy -> top-1 fraction, its source), shown beside our rows
+    published: tuple[dict[str, float], str] | None = None
 
     def model_for(self, backend: str) -> str:
         return self.models.get(backend) or self.models["*"]
@@ -189,6 +191,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         # effective pipeline has none and neither does this one.
         common=dict(image_size=600, epochs=50, batch_size=8, crop_pct=0.875, rand_augment="randaug-m7-mstd0.5",
                     target_accuracy=0.8),
+        published=({"linear-probe": 0.4866, "freeze-2": 0.7683, "full": 0.8835, "head-lr-x1.2": 0.8889,
+                    "layerwise": 0.8868}, "MindCV guide, Ascend"),
         recipe=dict(optimizer="momentum", lr=0.002, momentum=0.9, weight_decay=2e-5, schedule="cosine",
                     lr_warmup_epochs=4, min_lr=0.0, label_smoothing=0.1, decay_filter="no-bias-bn"),
         scratch=dict(lr=0.02),

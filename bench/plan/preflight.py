@@ -87,6 +87,22 @@ def check_config(config: RunConfig) -> None:
         raise ConfigError(f"--archive {config.archive}: no such file (a path or a URL)")
 
 
+def check_annotated(configs: list[RunConfig], data_root: Path) -> None:
+    """A dataset read from annotation files (FGVC-Aircraft) is fetched and both splits read here, in
+    the sweep's parent (no framework needed): a missing annotation file or image is one error before
+    any job, not one failed record per job."""
+    from datasets.registry import REMOTE, prepare_dataset, read_split
+    seen = set()
+    for c in configs:
+        key = (c.dataset, c.archive, c.archive_checksum, c.train_split, c.eval_split)
+        if c.data_dir or c.dataset not in REMOTE or REMOTE[c.dataset].reader == "folder" or key in seen:
+            continue
+        seen.add(key)
+        root = prepare_dataset(c.dataset, data_root, archive=c.archive, archive_checksum=c.archive_checksum)
+        for split in (c.train_split, c.eval_split):
+            read_split(c.dataset, root, split)
+
+
 def check_sweep(configs: list[RunConfig], out: Path, cache_dir: Path, data_root: Path) -> None:
     """Every configuration's paths, and the folders the sweep writes into."""
     for config in {c.config_hash(): c for c in configs}.values():
@@ -96,3 +112,4 @@ def check_sweep(configs: list[RunConfig], out: Path, cache_dir: Path, data_root:
     check_out_dir(out)
     check_out_dir(cache_dir, "--cache-dir")
     check_out_dir(data_root, "--data-root")
+    check_annotated(configs, data_root)

@@ -34,6 +34,33 @@ from dataclasses import dataclass
 
 SCHEDULES = ("constant", "step", "cosine")
 DECAY_FILTERS = ("all", "no-bias-bn")
+# The recipe's elements as RunConfig fields, with the defaults that mean "as before they existed"
+# (a default is left out of the config hash, so earlier records keep theirs).
+OPTIM_ELEMENTS = {"schedule": "constant", "lr_warmup_epochs": 0, "lr_warmup_steps": 0, "lr_warmup_factor": 0.0,
+                  "milestones": [], "lr_gamma": 0.1, "min_lr": 0.0, "nesterov": False, "label_smoothing": 0.0,
+                  "decay_filter": "all"}
+AUGMENT_ELEMENTS = {"color_jitter": 0.0, "rand_augment": None, "re_prob": 0.0, "crop_pct": None}
+ELEMENTS = OPTIM_ELEMENTS | AUGMENT_ELEMENTS
+
+
+def recipe_label(config: dict) -> str:
+    """A recipe in a few words, for tables: ``constant`` where every element is at its default."""
+    c = {k: config.get(k, v) for k, v in ELEMENTS.items()}
+    parts = []
+    warm = (f"{c['lr_warmup_epochs']}-epoch warm-up" if c["lr_warmup_epochs"]
+            else f"{c['lr_warmup_steps']}-step warm-up" if c["lr_warmup_steps"] else "")
+    if c["schedule"] != "constant" or warm:
+        schedule = (f"step at {','.join(map(str, c['milestones']))} x{c['lr_gamma']:g}" if c["schedule"] == "step"
+                    else c["schedule"])
+        parts.append(f"{schedule} after {warm}" if warm else schedule)
+    parts += (["nesterov"] if c["nesterov"] else []) + ([f"smoothing {c['label_smoothing']:g}"]
+                                                         if c["label_smoothing"] else [])
+    parts += ["no decay on bias/BN"] if c["decay_filter"] != "all" else []
+    parts += [f"jitter {c['color_jitter']:g}"] if c["color_jitter"] else []
+    parts += [c["rand_augment"]] if c["rand_augment"] else []
+    parts += [f"erasing {c['re_prob']:g}"] if c["re_prob"] else []
+    parts += [f"crop_pct {c['crop_pct']:g}"] if c["crop_pct"] is not None else []
+    return ", ".join(parts) or "constant"
 
 
 def decays(decay_filter: str, shape: tuple[int, ...]) -> bool:

@@ -12,10 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bench.plan.config import ADDED_LATER, RunConfig
+from bench.plan.recipe import recipe_label
 
 # Fields that name a row in tables; the others are shown only where two rows differ in them.
-# "protocol" is derived: "tuned" for a tuning study's final runs, "recipe" otherwise.
-SHOWN = ("experiment", "model", "backend", "arm", "strategy", "scratch_init", "shots", "protocol")
+# "protocol" is derived: "tuned" for a tuning study's final runs, "recipe" otherwise; "recipe" names
+# the recipe's elements (bench.plan.recipe.recipe_label: "constant" where all are at their defaults).
+SHOWN = ("experiment", "model", "backend", "arm", "strategy", "scratch_init", "shots", "protocol", "recipe")
 # What may differ between a fine-tuned arm and the scratch arm it is compared with.
 ARM_FIELDS = ("arm", "strategy", "lr", "optimizer", "momentum", "weight_decay", "bn_stats", "pretrained",
               "pretrain_backend", "scratch_init", "seed", "notes")
@@ -59,6 +61,8 @@ class Group:
         return [r["accuracy"]["final"] for r in self.runs]
 
     def label(self, key: str) -> object:
+        if key == "recipe":
+            return recipe_label(self.config)
         return protocol(self.config) if key == "protocol" else self.config.get(key)
 
 
@@ -71,6 +75,8 @@ def row_label(group: Group) -> str:
         strategy = f"scratch ({group.label('scratch_init') or 'native'} init{tuned})"
     elif tuned:
         strategy += " (tuned)"
+    recipe = group.label("recipe")
+    strategy += f" [recipe: {recipe}]" if recipe != "constant" else ""
     return strategy + (f" [{group.variant}]" if group.variant else "")
 
 

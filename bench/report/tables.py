@@ -15,9 +15,10 @@ from tabulate import tabulate
 from bench.measure.peak import best_measured
 from bench.plan.config import RunConfig, precision_of
 from bench.records.store import parse_time
-from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference, seeds_needed
+from bench.measure.stats import mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt
+from .pairs import gap, verdict
 from .groups import Group, group_records, machine_of, pair_groups, pair_key, paired_finals, row_label
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
@@ -187,34 +188,25 @@ def render_strategy_matrix(records: list[dict], fmt: str = "terminal") -> str:
     order = {s: i for i, s in enumerate(ALL_STRATEGIES)}
     out = []
     for (experiment, model, shots, size), by_row in sorted(tables.items(), key=lambda kv: str(kv[0])):
+        published = _published(experiment, model)
         body = [[label] + [cells.get(b, "-") for b in backends]
+                + ([published[0].get(label.split(" ")[0], "-")] if published else [])
                 for label, cells in sorted(by_row.items(), key=lambda kv: (order.get(kv[0].split(" ")[0], 99), kv[0]))]
         title = f"{experiment}: {model}, {shots or 'all'} shots/class, {size} px"
         out.append(("#### " if fmt == "markdown" else "") + title + "\n\n" + tabulate(
-            body, headers=["strategy"] + backends, tablefmt=tablefmt(fmt), disable_numparse=True))
+            body, headers=["strategy"] + backends + ([f"published ({published[1]})"] if published else []),
+            tablefmt=tablefmt(fmt), disable_numparse=True))
     return "\n\n".join(out)
 
 
-def gap(ft_runs: list[dict], sc_runs: list[dict]) -> tuple[float, tuple[float, float], str, float | None]:
-    """(gap, 95% interval, how, sd of the paired differences or None)."""
-    ft, sc = [r["accuracy"]["final"] for r in ft_runs], [r["accuracy"]["final"] for r in sc_runs]
-    if len(ft) == 1:
-        a, b = ft_runs[0]["curve"][-1], sc_runs[0]["curve"][-1]
-        d, ci = difference_of_proportions(a["eval_correct"], a["n_eval"], b["eval_correct"], b["n_eval"])
-        return d, ci, "1 seed: eval-set interval (Newcombe)", None
-    d, ci = paired_difference(ft, sc)
-    return d, ci, f"{len(ft)} paired seeds, t interval", float(np.std(np.subtract(ft, sc), ddof=1))
-
-
-def verdict(d: float, ci: tuple[float, float], n: int, sd: float | None) -> str:
-    if ci[0] > 0:
-        return "resolved"
-    if ci[1] < 0:
-        return "fine-tuned below scratch (resolved)"
-    need = seeds_needed(sd, d) if sd is not None else None
-    below = "fine-tuned below scratch; " if d < 0 else ""
-    more = f"~{need} seeds would resolve this spread" if need else "spread too large to resolve"
-    return f"{below}unresolved: interval includes 0 ({more})" if n > 1 else f"{below}unresolved (1 seed)"
+def _published(experiment: str, model: str) -> tuple[dict[str, str], str] | None:
+    """What the recipe's source reports per strategy (``Experiment.published``), for its own model."""
+    from bench.plan.experiments import EXPERIMENTS
+    found = EXPERIMENTS.get(experiment)
+    if found is None or not found.published or model not in found.models.values():
+        return None
+    values, source = found.published
+    return {s: f"{v:.4f}" for s, v in values.items()}, source
 
 
 def gaps(records: list[dict]) -> list[dict]:
@@ -423,11 +415,14 @@ def render_precision(records: list[dict], fmt: str = "terminal") -> str:
 
 def report_sections(records: list[dict], fmt: str = "terminal", studies=()) -> list[tuple[str, str, str]]:
     """(id, title, body) of every section of the report, in order; a body may be empty."""
+    from .recipes import render_recipes
     from .scale import render_model_scale
     from .studies import render_chosen, render_ranking, render_time_to_target, study_problems
     return [("matrix", "Strategy × backend (top-1, mean ± sd (seeds))", render_strategy_matrix(records, fmt)),
             ("all", "All configurations", render_table(records, fmt)),
             ("gaps", "Fine-tuned minus scratch (top-1)", render_gaps(records, fmt)),
+            ("recipes", "Recipes compared: the same task under each recipe (top-1, seeds paired)",
+             render_recipes(records, fmt)),
             ("chosen", "Each tuned: what every backend's study chose", render_chosen(list(studies), fmt)),
             ("ranking", "Strategy ranking, each tuned (test top-1)", render_ranking(records, fmt)),
             ("tta", "Time to target, both clocks", render_time_to_target(records, fmt)

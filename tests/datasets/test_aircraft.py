@@ -113,3 +113,18 @@ def test_bench_run_aircraft_from_a_loopback_archive(server, tmp_path):  # noqa: 
     proc = subprocess.run([a if a != url else url2 for a in again], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(next((tmp_path / "runs2").rglob("*.json")).read_text())["data"]["train_images"] == 9
+
+
+def test_a_broken_archive_is_refused_before_any_job(server, tmp_path):  # noqa: F811
+    handler, base = server
+    files = layout()
+    files["data/images_variant_test.txt"] += b"1999999 F/A-18\n"  # an image the archive lacks
+    handler.payload = tar_gz(files)
+    out = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--backend", BACKENDS[0] if BACKENDS else "torch",
+                           "--experiment", "aircraft", "--archive", f"{base}/fgvc-aircraft-2013b.tar.gz",
+                           "--pretrained", "none", "--out", str(out), "--data-root", str(tmp_path / "data"),
+                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert "images_variant_test.txt:7: names image" in proc.stderr and "1999999.jpg, which is missing" in proc.stderr
+    assert not list(out.rglob("*.json"))  # no job ran, nothing was written

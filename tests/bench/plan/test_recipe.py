@@ -7,7 +7,7 @@ import pytest
 
 from bench.core.errors import ConfigError
 from bench.plan.config import RunConfig
-from bench.plan.recipe import LrSchedule, decays, smoothed_targets
+from bench.plan.recipe import ELEMENTS, LrSchedule, decays, recipe_label, smoothed_targets
 from bench.plan.strategies import make_plan
 
 
@@ -43,12 +43,18 @@ def test_step_schedule_counts_milestones_from_the_start():
 def test_constant_is_the_default_and_hashes_stay():
     config = RunConfig()
     assert LrSchedule.of(config, 5).is_constant
-    before = RunConfig(**{k: v for k, v in config.to_json().items() if k not in (
-        "schedule", "lr_warmup_epochs", "lr_warmup_steps", "lr_warmup_factor", "milestones", "lr_gamma", "min_lr",
-        "nesterov", "label_smoothing", "decay_filter")})
+    before = RunConfig(**{k: v for k, v in config.to_json().items() if k not in ELEMENTS})
     assert before.config_hash() == config.config_hash()
     assert config.replace(label_smoothing=0.1).config_hash() != config.config_hash()
     assert config.replace(schedule="cosine").config_hash() != config.config_hash()
+
+
+def test_a_recipe_has_a_name():
+    assert recipe_label(RunConfig().to_json()) == "constant"
+    modern = RunConfig(schedule="cosine", lr_warmup_epochs=1, label_smoothing=0.1, rand_augment="randaug-m7-mstd0.5",
+                       decay_filter="no-bias-bn", nesterov=True)
+    assert recipe_label(modern.to_json()) == ("cosine after 1-epoch warm-up, nesterov, smoothing 0.1, "
+                                              "no decay on bias/BN, randaug-m7-mstd0.5")
 
 
 def test_smoothing_is_over_k_classes_and_decay_filter_by_shape():
