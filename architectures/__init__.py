@@ -4,7 +4,7 @@ timm's habit (``register_model`` + ``default_cfgs`` + ``group_matcher``), made
 framework-neutral. An :class:`ArchSpec` holds
 
 * the **canonical stage map**: which canonical parameter names (torchvision's,
-  see ``bench/weights.py``) belong to ``stem``, ``stage1`` .. ``stage4`` and ``head``;
+  see ``bench/weights/canonical.py``) belong to ``stem``, ``stage1`` .. ``stage4`` and ``head``;
   strategies speak in these stages, so a strategy means the same on every backend
   by construction;
 * per framework whose names differ from the canonical ones (:class:`FrameworkNames`):
@@ -63,7 +63,7 @@ class Recipe:
     """Fine-tuning defaults of an architecture's pretrained weights, with their source.
 
     They apply in every experiment that does not set its own recipe for this
-    model (``bench.experiments``); a CLI option still wins.
+    model (``bench.plan.experiments``); a CLI option still wins.
     """
 
     source: str

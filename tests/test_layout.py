@@ -2,7 +2,7 @@
 
 Every import counts, function-level ones included (``ast.walk``). A module is a node of the
 module graph; its folder (the package it sits in, ``bench`` for ``bench/cli.py``,
-``bench.core`` for ``bench/core/records.py``) is a node of the folder graph. Importing
+``bench.core`` for ``bench/core/errors.py``) is a node of the folder graph. Importing
 ``a.b.c`` is an edge to that module only (its parents' ``__init__`` files hold docstrings).
 """
 from __future__ import annotations

@@ -266,6 +266,8 @@ def check_backends(configs: list[RunConfig]) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.execute.local import run_local
     from bench.plan.sweep import plan_sweep
+    from bench.measure.environment import PROJECT_ROOT
+    from bench.report.explain import published_records, render_what_was_measured
     from bench.report.tables import render_table
 
     from bench.plan.preflight import check_sweep
@@ -303,6 +305,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         records = run_plan(plan_sweep(configs, opts.cache_dir), opts)
     print()
     print(render_table(records))
+    explained = render_what_was_measured(records, published_records(PROJECT_ROOT / PUBLISHED), args.backend)
+    if explained:
+        print("\n" + explained)
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 

@@ -4,7 +4,7 @@ backend becomes a failed record and the sweep goes on.
 The child is ``python -m bench _exec``; it writes its own record atomically.
 If it dies without one, the parent writes a failed record naming the exit code
 or signal, the time limit, and the tail of the child's stderr. The child's
-environment is built explicitly for its backend (``bench/settings.py``): nothing
+environment is built explicitly for its backend (``backends/settings.py``): nothing
 another framework set, in ``os.environ`` or only in the C environment, reaches it.
 """
 from __future__ import annotations

@@ -60,7 +60,7 @@ def git_commit() -> dict:
 def capture_environment(frameworks: dict[str, str], runtime: dict | None = None,
                         settings: dict | None = None, peak: dict | None = None) -> dict:
     """``runtime``: what the framework reports (threads, modes); ``settings``: every environment
-    setting of the backend with its origin (``bench.settings.effective_settings``); ``peak``: the
+    setting of the backend with its origin (``backends.settings.effective_settings``); ``peak``: the
     machine's measured and theoretical peak (``bench peak``), None where not measured yet."""
     return {
         "peak": peak,

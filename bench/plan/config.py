@@ -82,7 +82,7 @@ class RunConfig:
     backend: str = "mxnet"
     experiment: str = "digits-transfer"
     arm: str = "finetune"                 # pretrain | finetune | scratch
-    strategy: str = "head-lr-x10"         # see bench.strategies
+    strategy: str = "head-lr-x10"         # see bench.plan.strategies
     model: str = "resnet18_v2"
     dataset: str = "digits-target"        # registered name, or "folder" for --data-dir
     data_dir: str | None = None

@@ -144,7 +144,7 @@ MAX_RECORD_BYTES = 64 << 20
 
 def read_record(path: Path, kind: str = RUN) -> dict:
     """One record of ``kind`` (``run``, ``overhead``, ``tune``, ``study``), parsed and, for a run
-    record, checked (``bench.core.schema``); BenchError naming the file and the reason otherwise."""
+    record, checked (``bench.records.schema``); BenchError naming the file and the reason otherwise."""
     from .schema import Invalid, check_run_record
     try:
         if Path(path).stat().st_size > MAX_RECORD_BYTES:

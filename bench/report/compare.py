@@ -80,4 +80,4 @@ def render_compare(before, after, fmt: str = "terminal", min_effect: float = 0.0
                                     "top-1 B", "Δ top-1", "ms/step B/A", "machine and versions"],
                      tablefmt=tablefmt(fmt), disable_numparse=True)
     return (table + f"\n\n* = significant (95%) and at least {min_effect:g} top-1 or a {factor:g}x step-time "
-            "ratio beyond both runs' step-time IQR (see bench/compare.py)")
+            "ratio beyond both runs' step-time IQR (see bench/report/compare.py)")

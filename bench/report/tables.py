@@ -1,6 +1,6 @@
 """Tables from result records (never typed by hand): terminal or markdown.
 
-A row is one configuration (``bench/groups.py``): its seeds are summarised as
+A row is one configuration (``bench/report/groups.py``): its seeds are summarised as
 mean ± sd with the 95% t interval of the mean, or for one seed the 95% Wilson
 interval over the eval images. Fine-tuned minus scratch pairs seeds (paired t
 interval; one seed: Newcombe's interval over the eval images); a row whose

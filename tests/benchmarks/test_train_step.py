@@ -7,7 +7,7 @@ differ in speed by more than the regressions worth catching. Gate with ``bench g
 several processes a side (README, "Regression gates that know the noise").
 
 Each backend's step is timed in a child process with that backend's own runtime
-settings (``bench.overhead.measure``): importing MindSpore into this process would
+settings (``bench.speed.overhead.measure_overhead``): importing MindSpore into this process would
 set OMP_NUM_THREADS=1 and the oneDNN ISA cap for every backend timed after it.
 The shared-pipeline benchmark needs no framework and runs here.
 """
