@@ -89,7 +89,7 @@ def stage_prefixes(stages) -> dict[str, tuple[str, ...]]:
 
 
 # The MindSpore Canidae optimizer settings; BatchNorm statistics frozen: with batch
-# statistics the pretrained Lite0 misclassifies everything (README), and SGD lr 0.01
+# statistics the pretrained Lite0 misclassifies everything (docs/experiments.md), and SGD lr 0.01
 # fine-tunes ended at chance on a real-photo folder (0.46 on 2 classes) where Adam
 # 1e-4 reached 0.92 on both backends.
 RECIPE = Recipe(source="MindSpore Canidae settings (Adam 1e-4, 1e-3 for a frozen backbone); "

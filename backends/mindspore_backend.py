@@ -10,7 +10,7 @@ faster than ``mindspore.jit`` over a function, measured); ``"pynative"`` eagerly
 
 CPU speed: on CPUs with AVX-512, the oneDNN inside MindSpore 2.9 picks a
 reference convolution (``jit_uni_ncsp:conv+ref:any``, ~1 GFLOP/s) unless the ISA
-is capped at AVX2 *before MindSpore is imported* (README, "MindSpore on CPU").
+is capped at AVX2 *before MindSpore is imported* (docs/speed.md, "MindSpore on CPU").
 The parent of a sweep puts that cap into this backend's child environment only
 (``backends/settings.py``); imported in-process, this module applies the same defaults.
 """

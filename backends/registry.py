@@ -68,7 +68,7 @@ class BackendInfo:
 
 
 def _mxnet_defaults(flags: set) -> dict[str, str]:
-    # Measured with bench tune (README, "Fair speed"): MXNet 1.9 with OMP_NUM_THREADS unset used
+    # Measured with bench tune (docs/speed.md, "Fair speed"): MXNet 1.9 with OMP_NUM_THREADS unset used
     # ~1 of 2 cores (ResNet-18 train step 70-108 ms at 32 px, 290 ms at 112 px); one OpenMP thread
     # per core and the synchronous engine: 46 and 155 ms.
     return {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "MXNET_ENGINE_TYPE": "NaiveEngine"}
@@ -76,7 +76,7 @@ def _mxnet_defaults(flags: set) -> dict[str, str]:
 
 def _mindspore_defaults(flags: set) -> dict[str, str]:
     # On AVX-512 CPUs MindSpore 2.9's oneDNN picks a reference 3x3 convolution
-    # (~21 s per ResNet-18 step); capped at AVX2 it picks gemm:jit (README, "MindSpore on CPU").
+    # (~21 s per ResNet-18 step); capped at AVX2 it picks gemm:jit (docs/speed.md, "MindSpore on CPU").
     return {"ONEDNN_MAX_CPU_ISA": "AVX2"} if "avx512f" in flags else {}
 
 

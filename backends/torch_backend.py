@@ -5,7 +5,7 @@ no architecture spec needs a torch entry. A strategy's plan (``backends.base.tra
 becomes ``requires_grad=False`` on frozen parameters, eval mode for the BatchNorms
 whose statistics stay fixed, and optimizer parameter groups per learning rate.
 ``mode="graph"`` is eager unless ``BENCH_TORCH_COMPILE=1`` (``torch.compile``): on
-2 CPU cores compiling did not pay off (README, "Fair speed").
+2 CPU cores compiling did not pay off (docs/speed.md, "Fair speed").
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ codebase, and a pointer to a module that moved away is a wrong turn for its read
 
 Read: every docstring and comment of the project's Python files (not code strings: a test may name a
 missing module on purpose), README.md, docs/*.md and pyproject.toml. A path such as
-``bench/plan/config.py`` must exist; a dotted name such as ``bench.plan.recipe.LrSchedule`` must
+``bench/plan/config.py`` or ``results/recipes.md`` must exist; a dotted name such as ``bench.plan.recipe.LrSchedule`` must
 resolve to a module and, past it, to a name defined at its top level.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("architectures", "backends", "bench", "datasets", "tests")
-PATH = re.compile(r"(?<![\w/.-])((?:%s)/[\w/]+\.py)\b" % "|".join(PACKAGES))
+PATH = re.compile(r"(?<![\w/.-])((?:%s|docs|results)/[\w/.-]*\w\.(?:py|md|html))\b" % "|".join(PACKAGES))
 DOTTED = re.compile(r"(?<![\w/.-])((?:%s)(?:\.[A-Za-z_]\w*)+)" % "|".join(PACKAGES))
 
 
@@ -70,7 +70,9 @@ def prose(path: Path) -> str:
 
 def stale(text: str) -> list[str]:
     found = [m.group(1) for m in PATH.finditer(text) if not (ROOT / m.group(1)).exists()]
-    return found + [m.group(1) for m in DOTTED.finditer(text) if not resolves(m.group(1))]
+    files = (".md", ".py", ".html", ".json", ".txt", ".toml", ".yml")  # a file name, not a dotted name
+    return found + [m.group(1) for m in DOTTED.finditer(text)
+                    if not m.group(1).endswith(files) and not resolves(m.group(1))]
 
 
 DOCS = [ROOT / "README.md", ROOT / "pyproject.toml", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -87,3 +89,5 @@ def test_the_check_finds_a_stale_pointer():
                                                                                    "bench.strategies.make_plan"]
     assert stale("``bench.plan.strategies.make_plan``, ``architectures.get_spec``, bench/plan/config.py") == []
     assert stale("``bench.plan.strategies.no_such_name``") == ["bench.plan.strategies.no_such_name"]
+    assert stale("see docs/recipes.md, results/recipes.md and [x](architectures.md)") == []
+    assert stale("see docs/nothing.md and results/nothing.md") == ["docs/nothing.md", "results/nothing.md"]

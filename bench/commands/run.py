@@ -89,7 +89,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="downloaded/embedded data cache (env BENCH_DATA_ROOT)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images instead of failing")
     p.add_argument("--timeout", type=ranged(TIMEOUT), help="per-job time limit in seconds (the job is recorded as "
-                   "failed); default: derived per job from its declared budget (README, Fault tolerance)")
+                   "failed); default: derived per job from its declared budget (docs/commands.md)")
     p.add_argument("--in-process", action="store_true",
                    help="run jobs in this process instead of one subprocess each (debugging)")
     p.add_argument("--resume", action="store_true",

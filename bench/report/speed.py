@@ -26,7 +26,7 @@ OVERHEAD_HOW = (
     "framework's own minimal loop (same network, batch 16, input and SGD); harness/native: the median "
     "of the rounds' ratios, `per round`: their range; native and harness ms: the median of the rounds' "
     "medians. Records of one combination pool their rounds. Design `interleaved`: both loops in one "
-    "process, alternating step by step; `processes`: each loop in its own process (see README, "
+    "process, alternating step by step; `processes`: each loop in its own process (see docs/speed.md, "
     "Fair speed).")
 TUNE_HOW = (
     "Each cell: the median over its processes of each process's median steady-state harness train "

@@ -6,7 +6,7 @@ API: MindSpore's ``runtime_num_threads`` and ``jit_level``, torch's thread count
 channels-last and ``torch.compile``). One knob varies at a time from the
 backend's defaults (``backends.registry.REGISTRY``, whose ``settings`` list the
 values tried), each measurement in its own process, one at a time; the fastest
-goes into the defaults by hand, with the table in README ("Fair speed")
+goes into the defaults by hand, with the table in docs/speed.md ("Fair speed")
 generated from the record this writes.
 """
 from __future__ import annotations

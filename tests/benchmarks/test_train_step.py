@@ -4,7 +4,7 @@ Run:   pytest tests/benchmarks -m bench --benchmark-autosave
 
 Do not gate on ``--benchmark-compare-fail``: each benchmark is one process, and processes here
 differ in speed by more than the regressions worth catching. Gate with ``bench gate`` over
-several processes a side (README, "Regression gates that know the noise").
+several processes a side (docs/site-and-gates.md, "Regression gates that know the noise").
 
 Each backend's step is timed in a child process with that backend's own runtime
 settings (``bench.speed.overhead.measure_overhead``): importing MindSpore into this process would
