@@ -3,14 +3,16 @@
 Generated from records only, by the functions that write the markdown report
 (``report_sections`` in ``tables.py``: the same rows, in tabulate's escaped HTML):
 
-* ``index.html``: every report section; the tables filter (a select per experiment,
+* ``index.html``: the answers first (fine-tuned minus scratch per experiment and backend, with
+  intervals), then every report section; the tables filter (a select per experiment,
   model, backend, arm and strategy column, plus free text) and sort (click a header);
   the "All configurations" rows link to the JSON records behind them (config,
   environment, runtime settings), by paths relative to the page; interactive plots
   (Plotly): accuracy per epoch, fine-tuned minus scratch with intervals, tuning trials
   against lr, step time;
-* ``speed.html``: the ``bench overhead`` records (harness against each framework's own
-  loop, speed against the machine's peak), when the paths hold any;
+* ``speed.html``: the ``bench overhead`` records, a chart per machine first (achieved GFLOP/s per
+  backend and precision, the measured peak marked), then the tables (harness against each
+  framework's own loop, speed against the machine's peak), when the paths hold any;
 * ``history.html``: step time and accuracy across commits per machine
   (``bench/report/history.py``), when the records span more than one commit.
 
@@ -141,19 +143,63 @@ def step_time_figure(groups):
     return fig
 
 
+def answers_html(records: list[dict]) -> str:
+    """The first screen: per experiment, fine-tuned minus scratch per backend with its interval."""
+    all_gaps = gaps(records)
+    return "\n".join(figure_div(f"gap-{slug(exp)}", gap_figure(exp, [r for r in all_gaps if r["experiment"] == exp]))
+                     for exp in sorted({r["experiment"] for r in all_gaps}))
+
+
+def speed_figure(machine: str, combos: list[dict]):
+    """Achieved GFLOP/s of each framework's own loop per model, size and strategy, a bar per backend
+    and precision, with the machine's measured peak per precision as a dashed line."""
+    import plotly.graph_objects as go
+
+    from bench.measure.peak import best_measured
+    fig, peaks = go.Figure(), {}
+    series: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for m in sorted(combos, key=lambda m: _order(m["spec"])):
+        spec, ms = m["spec"], m["native"]["median_ms"]
+        if ms is None or not m.get("flops"):
+            continue
+        what = f"{spec['model']} {spec['image_size']}px {spec['strategy']}"
+        series[(spec["backend"], spec["precision"])][what] = round(m["flops"] / ms / 1e6, 1)
+        best = best_measured(m.get("peak"), spec["precision"])
+        if best:
+            peaks[spec["precision"]] = best
+    for (backend, precision), points in sorted(series.items()):
+        fig.add_trace(go.Bar(x=list(points), y=list(points.values()), name=f"{backend} {precision}"))
+    for i, (precision, best) in enumerate(sorted(peaks.items())):
+        gflops = round(float(best["gflops"]), 1)  # a shape takes data values; on a log axis a label takes log10
+        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y", y0=gflops, y1=gflops,
+                      line={"dash": "dash", "width": 1, "color": "gray"})
+        fig.add_annotation(xref="paper", x=i % 2, yref="y", y=round(float(np.log10(gflops)), 4),
+                           xanchor="left" if i % 2 == 0 else "right", yanchor="top" if i % 2 else "bottom",
+                           showarrow=False,
+                           font={"size": 10}, text=f"measured {precision} peak {best['gflops']:.0f} GFLOP/s: "
+                                                   f"{best['kernel']} ({best['library']})")
+    fig.update_layout(title=f"{machine}: achieved GFLOP/s of each framework's own loop (log scale)",
+                      barmode="group", template="plotly_white", yaxis={"title": "GFLOP/s", "type": "log"},
+                      height=520, legend={"font": {"size": 10}, "orientation": "h", "y": -0.15})
+    return fig
+
+
+def _order(spec: dict) -> str:
+    return f"{spec['model']} {spec['image_size']:05d} {spec['strategy']}"
+
+
 def plots_html(records: list[dict], studies: list[dict]) -> str:
+    """The plots after the tables: accuracy per epoch, tuning trials, step time (the answers, the
+    fine-tuned-minus-scratch figures, open the page: ``answers_html``)."""
     from .studies import latest_studies
     groups = group_records(records)
     by_exp: dict[str, list] = defaultdict(list)
     for g in groups:
         by_exp[g.label("experiment")].append(g)
-    parts, all_gaps = [], gaps(records)
+    parts = []
     for exp in sorted(by_exp):
         parts.append(f"<h3>{esc(exp)}</h3>")
         parts.append(figure_div(f"acc-{slug(exp)}", accuracy_figure(exp, by_exp[exp])))
-        rows = [r for r in all_gaps if r["experiment"] == exp]
-        if rows:
-            parts.append(figure_div(f"gap-{slug(exp)}", gap_figure(exp, rows)))
         exp_studies = [s for s in latest_studies(list(studies)) if s["arm"]["experiment"] == exp]
         if exp_studies:
             parts.append(figure_div(f"trials-{slug(exp)}", trials_figure(exp, exp_studies)))
@@ -191,6 +237,11 @@ def index_page(records, studies, paths, out_dir: Path, nav, sources: str) -> str
              f"{len(records) + len(studies)} JSON records; do not edit by hand.</p>",
              f"<details><summary>How to read these tables</summary>{_markdown_to_html(HOW_TO_READ)}</details>"]
     toc = []
+    answers = answers_html(records)
+    if answers:
+        toc.append('<a href="#answers">Does fine-tuning pay off?</a>')
+        parts.append(f'<h2 id="answers">Does fine-tuning pay off here? Fine-tuned minus scratch, per backend '
+                     f'(95% interval; right of 0: fine-tuning wins)</h2>\n{answers}')
     for key, title, body in report_sections(records, "html", studies):
         if not body:
             continue
@@ -202,16 +253,21 @@ def index_page(records, studies, paths, out_dir: Path, nav, sources: str) -> str
         toc.append('<a href="#plots">Plots</a>')
         parts.append(f'<h2 id="plots">Plots</h2>\n{plots}')
     body = '<p class="note">' + " &middot; ".join(toc) + "</p>\n" + "\n".join(parts)
-    return page("Transfer-learning results", nav, body, plots=bool(plots))
+    return page("Transfer-learning results", nav, body, plots=bool(plots or answers))
 
 
 def speed_page(overhead: list[dict], nav) -> str:
-    from .speed import OVERHEAD_HOW, SPEED_HOW, render_overhead, render_speed
-    body = (f'<h2 id="overhead">Harness overhead</h2>\n<p class="note">{esc(OVERHEAD_HOW)}</p>\n'
+    """A chart per machine first (which framework is faster, how far from the peak), then the tables."""
+    from .speed import OVERHEAD_HOW, SPEED_HOW, by_machine, merge_rounds, render_overhead, render_speed
+    charts = [figure_div(f"speed-{i}", speed_figure(machine, combos))
+              for i, (machine, combos) in enumerate(by_machine(merge_rounds(overhead)).items())]
+    body = (('<h2 id="chart">Which framework is faster here? (one chart per machine; never pooled)</h2>\n'
+             + "\n".join(charts) + "\n" if charts else "")
+            + f'<h2 id="overhead">Harness overhead</h2>\n<p class="note">{esc(OVERHEAD_HOW)}</p>\n'
             + wrap_tables(render_overhead(overhead, "html"), "overhead")
             + f'\n<h2 id="peak">Speed against the machine\'s peak</h2>\n<p class="note">{esc(SPEED_HOW)}</p>\n'
             + wrap_tables(render_speed(overhead, "html"), "peak"))
-    return page("Harness overhead and speed against the machine's peak", nav, body, plots=False)
+    return page("Harness overhead and speed against the machine's peak", nav, body, plots=bool(charts))
 
 
 def write_site(out_dir: Path, paths: list[Path], sources: str = "", history_paths: list[Path] = ()) -> list[Path]:

@@ -83,3 +83,26 @@ def test_cli_writes_the_site_and_refuses_a_records_folder_as_out(written, tmp_pa
     assert (tmp_path / "site" / "history.html").is_file() and "index.html" in done.stdout
     bad = subprocess.run(cmd + [str(root / "runs")], capture_output=True, text=True, cwd=Path(__file__).parents[3])
     assert bad.returncode != 0 and "holds records" in bad.stderr
+
+
+def test_the_first_screen_is_the_answer(written, tmp_path):
+    """index.html opens on fine-tuned minus scratch per experiment, before any table."""
+    root, _ = written
+    write_site(tmp_path / "s", [root / "runs"])
+    page = (tmp_path / "s" / "index.html").read_text()
+    answers = page.index('id="answers"')
+    assert answers < page.index("<table") and page.index('id="gap-', answers) < page.index("<table")
+
+
+def test_the_speed_page_opens_on_one_chart_per_machine_with_the_peak_marked(tmp_path):
+    from .test_speed_table import _record
+    epyc, xeon = _record("fp32", 20.0), _record("fp32", 30.0)
+    xeon["environment"] = dict(xeon["environment"], cpu="Intel Xeon")
+    (tmp_path / "o").mkdir()
+    for i, rec in enumerate((epyc, xeon)):
+        (tmp_path / "o" / f"{i}.json").write_text(json.dumps(rec))
+    write_site(tmp_path / "s", [tmp_path / "o"])
+    page = (tmp_path / "s" / "speed.html").read_text()
+    charts = re.findall(r'id="speed-\d+"', page)
+    assert len(charts) == 2 and page.index('id="speed-0"') < page.index("<table")
+    assert "AMD EPYC" in page and "Intel Xeon" in page and "measured fp32 peak 200 GFLOP/s" in page
