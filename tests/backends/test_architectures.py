@@ -85,6 +85,7 @@ def test_same_canonical_weights_give_the_same_logits(arch, size, stem, tmp_path)
         assert max_rel_diff(ref, logits[backend]) < RTOL, backend
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_strategies_mean_the_same_on_every_backend(arch):
     """Per strategy: the same canonical parameters train, at the same lr and weight decay."""
@@ -102,6 +103,7 @@ def test_strategies_mean_the_same_on_every_backend(arch):
             assert seen[backend] == seen[backends[0]], (strategy, backend)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,backend", BUILDS, ids=[f"{a}-{b}" for a, b in BUILDS])
 def test_one_train_step_is_finite(arch, backend):
     model = get_backend(backend).create_model(arch, 3, image_size=32)

@@ -134,6 +134,7 @@ def test_fine_tune_head_keeps_1280_features(name, imagenet):
     assert head.shape == (2, 1280)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", building(ARCH))
 def test_pretrained_imagenet_fine_tunes_any_image_folder(name, image_folder, tmp_path):
     """`bench run --model efficientnet_lite0 --pretrained imagenet --data-dir PATH`, offline."""

@@ -82,6 +82,7 @@ def test_larger_architectures_linear_probe_counts(backend, arch, features):
     assert m.predict(pc.batch(n=2)[0]).shape == (2, 2)
 
 
+@pytest.mark.slow
 def test_pynative_mode_runs_through_the_cli(image_folder, tmp_path):
     """PyNative needs its own process (MindSpore's mode is per process): run the CLI."""
     import json

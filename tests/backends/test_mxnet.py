@@ -62,6 +62,7 @@ def test_cifar_stem_keeps_resolution(backend):
         backend.create_model(ARCH, 3, pretrained="zoo", stem="cifar")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["ThreadedEngine", "NaiveEngine"])
 def test_canonical_round_trip_is_bit_exact_under_both_engines(engine):
     """Under ThreadedEngine an inference forward's in-place oneDNN weight reorder raced the next

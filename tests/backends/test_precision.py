@@ -78,6 +78,7 @@ def test_fp32_reports_fp32(name):
     assert model.precision_report()["loss_scaling"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("name", BACKENDS)
 def test_reduced_precision_logits_match_fp32_across_backends(name, precision, tmp_path):
@@ -100,6 +101,7 @@ def test_reduced_precision_logits_match_fp32_across_backends(name, precision, tm
         assert (got.argmax(1) == want.argmax(1)).mean() >= 0.75
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("name", BACKENDS)
 def test_a_reduced_precision_step_moves_the_weights_as_fp32_does(name, precision, tmp_path):

@@ -59,6 +59,7 @@ def test_effective_settings_read_the_c_environment(monkeypatch):
 
 @pytest.mark.skipif(not (importlib.util.find_spec("mxnet") and importlib.util.find_spec("mindspore")),
                     reason="needs the mxnet and mindspore extras")
+@pytest.mark.slow
 def test_mixed_sweep_mxnet_child_sees_no_mindspore_settings(image_folder, tmp_path):
     """`bench run --backend mindspore,mxnet`: the parent imports no framework, the MXNet child sees
     neither MindSpore's OMP_NUM_THREADS=1 nor the oneDNN ISA cap, the MindSpore child records both."""

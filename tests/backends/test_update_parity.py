@@ -34,7 +34,7 @@ def _run(backend, arch, weights, **change):
     return run_backend_steps(RunConfig(backend=backend, model=arch, **(ALL_ELEMENTS | change)), 2, str(weights[arch]))
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ["resnet18", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_step_updates_as_the_numpy_reference(backend, arch, weights):
     if backend not in building(arch):

@@ -18,7 +18,7 @@ from bench.plan.sweep import plan_sweep
 
 from ..backends.installed import BACKENDS
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "runs"  # the published folder only
 

@@ -20,7 +20,7 @@ from bench.speed.overhead import run_combination
 from ..backends.installed import BACKENDS
 from .conftest import replay
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
 MODELS = os.environ.get("BENCH_OVERHEAD_MODELS", "resnet18,efficientnet_lite0").split(",")
 TARGET = 1.05
 

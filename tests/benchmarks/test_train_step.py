@@ -19,7 +19,7 @@ from bench.speed.overhead import measure
 from ..backends.installed import BACKENDS
 from .conftest import replay
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
 SIZES = {"default-32px": 32, "112px": 112}
 BATCH = 16
 

@@ -85,6 +85,7 @@ def test_a_broken_layout_is_named(tmp_path, change, message):
         read_aircraft(root, "test")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
 def test_bench_run_aircraft_from_a_loopback_archive(server, tmp_path):  # noqa: F811
     handler, base = server

@@ -76,6 +76,7 @@ def test_select_classes_relabels(tmp_path):
         read_image_folder(root, "train").select(("zebra",))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="../shared/data/cifar10-jpeg.tar.gz not present")
 def test_cifar_transfer_pipeline_on_real_photos_tiny(fake_backend, tmp_path, monkeypatch):
     """The cifar-transfer experiment end to end on the real JPEGs, at a tiny size."""

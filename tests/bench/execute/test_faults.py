@@ -24,7 +24,7 @@ def earlier_record(fake_backend, image_folder, tmp_path):
 @pytest.mark.parametrize("fault,expect", [
     ("crash", "exited with code 3"),
     ("kill", "signal SIGKILL"),
-    ("hang", "timed out after 8 s"),
+    pytest.param("hang", "timed out after 8 s", marks=pytest.mark.slow),  # waits out its 8 s limit twice
 ])
 def test_fault_becomes_failed_record_and_sweep_continues(fault, expect, earlier_record, image_folder,
                                                           monkeypatch, capsys):

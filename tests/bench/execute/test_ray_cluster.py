@@ -51,6 +51,7 @@ def _summary(out):
                    (r["accuracy"].get("val") or {}).get("acc")) for r in records), studies
 
 
+@pytest.mark.slow
 def test_a_study_on_a_multi_node_cluster(cluster, fake_backend, tmp_path):
     c, workers = cluster
     folder = write_image_folder(tmp_path / "imgs", per_class=10)

@@ -44,6 +44,7 @@ def _outcome(out) -> set[tuple[str, str]]:
     return {(r["config_hash"], r["status"]) for r in load_records([out])}
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupted_ray_sweep(fake_backend, image_folder, tmp_path):
     """The driver is killed mid-sweep (seed 3 hangs, so it never ends by itself); `--resume`
     runs only what has no ok record and keeps every record written before."""
@@ -78,6 +79,7 @@ def test_ray_gives_the_same_records_as_the_local_executor(cluster, fake_backend,
     assert rec["node"] and rec["environment"]["settings"] is not None and not rec["timing"]["packed"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not importlib.util.find_spec("mxnet"), reason="needs the mxnet extra")
 def test_ray_with_a_real_backend(cluster, image_folder, tmp_path):
     argv = ["--stem", "cifar", "--arms", "scratch", "--seeds", "1", "--image-size", "16"]
@@ -92,6 +94,7 @@ def test_ray_with_a_real_backend(cluster, image_folder, tmp_path):
     assert omp["value"] == str(os.cpu_count()) and omp["origin"].startswith("bench default")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault,why", [("kill", "signal SIGKILL"), ("killparent", "ray task failed")])
 def test_a_killed_run_or_worker_becomes_a_failed_record(cluster, fake_backend, image_folder, tmp_path, monkeypatch,
                                                         fault, why):

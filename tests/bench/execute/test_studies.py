@@ -1,3 +1,4 @@
+import pytest
 """Tuning studies (``bench run --search N``): the same budget for every arm, chosen on validation only."""
 import json
 import shutil
@@ -50,6 +51,7 @@ def test_every_arm_gets_the_same_trials_and_only_finals_see_test(fake_backend, t
     assert len(load_records([out])) == len(records)
 
 
+@pytest.mark.slow
 def test_selection_never_reads_the_test_split(fake_backend, tmp_path):
     folder = write_image_folder(tmp_path / "imgs", per_class=10)
     shuffled = tmp_path / "shuffled"

@@ -43,6 +43,7 @@ def test_pretrain_runs_in_its_own_process_with_its_own_record(transfer, tmp_path
     assert {w["pretrain_run_id"] for w in finetuned} == {pre[0]["run_id"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault,why", [("crash", "exited with code 3"), ("kill", "signal SIGKILL")])
 def test_failed_pretrain_fails_its_arms_and_the_sweep_goes_on(transfer, tmp_path, monkeypatch, fault, why):
     monkeypatch.setenv("FAKE_FAULT", fault)
@@ -63,6 +64,7 @@ def test_failed_pretrain_fails_its_arms_and_the_sweep_goes_on(transfer, tmp_path
     assert sum(r["config"]["arm"] == "scratch" for r in again) == 2  # not re-run
 
 
+@pytest.mark.slow
 def test_pretrain_timeout_is_its_own(transfer, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_FAULT", "hang")
     monkeypatch.setenv("FAKE_FAULT_CLASSES", "3")

@@ -1,3 +1,4 @@
+import pytest
 """The readers of untrusted files, fuzzed (``tests/fuzz_readers.py``) within a time budget.
 
 ``BENCH_FUZZ_SECONDS`` (default 45) and ``BENCH_FUZZ_SEED`` (default: a new one, printed,
@@ -11,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow
 def test_the_readers_survive_fuzzing():
     seconds = os.environ.get("BENCH_FUZZ_SECONDS", "45")
     seed = os.environ.get("BENCH_FUZZ_SEED") or str(random.SystemRandom().randrange(10 ** 6))

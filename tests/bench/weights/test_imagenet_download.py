@@ -38,6 +38,7 @@ def served_resnet18(server, monkeypatch, tmp_path):  # noqa: F811
     return handler
 
 
+@pytest.mark.slow
 def test_one_canonical_file_starts_every_backend(served_resnet18, image_folder, tmp_path):
     from bench.execute.runner import execute
     from bench.plan.experiments import get_experiment
