@@ -77,3 +77,25 @@ def test_canonical_round_trip_is_bit_exact_under_both_engines(engine):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "not bit-exact: 0 of 44" in r.stdout, r.stdout
+
+
+def test_gluon_nag_keeps_the_lr_in_its_buffer_and_protocol_sgd_does_not():
+    """One weight, g = 0.5, momentum 0.9, Nesterov, lr 0.1 then 0.2: MXNet's ``nag`` ends at 0.6745 (the lr
+    inside its buffer), the protocol's form (PyTorch's, ``ProtocolSGD``) at 0.634; at a constant lr
+    they agree, which is why the stock optimizers stay wherever the lr does not change."""
+    import mxnet as mx
+    from mxnet import nd
+
+    from backends.mxnet_backend import ProtocolSGD
+
+    def run(opt, lrs):
+        w, state = nd.array([1.0]), None
+        state = opt.create_state(0, w)
+        for lr in lrs:
+            opt.set_learning_rate(lr)
+            opt.update(0, w, nd.array([0.5]), state)
+        return float(w.asnumpy()[0])
+    assert run(mx.optimizer.NAG(momentum=0.9, learning_rate=0.1), (0.1, 0.2)) == pytest.approx(0.6745)
+    assert run(ProtocolSGD(momentum=0.9, nesterov=True, learning_rate=0.1), (0.1, 0.2)) == pytest.approx(0.634)
+    assert run(mx.optimizer.NAG(momentum=0.9, learning_rate=0.1), (0.1, 0.1)) == pytest.approx(
+        run(ProtocolSGD(momentum=0.9, nesterov=True, learning_rate=0.1), (0.1, 0.1)))
