@@ -43,6 +43,17 @@ def _sources(groups: list[Group]) -> str:
     return ", ".join(parts)
 
 
+def _budget(groups: list[Group]) -> str:
+    """The tuning budget every arm had, and what was selected on what, read from the records."""
+    studies = {r["config"].get("study") is not None for g in groups for r in g.runs}
+    if studies == {False}:
+        return ("no arm tuned: every arm at its recipe's settings (the same, zero, tuning budget), its final "
+                "epoch reported, nothing selected on test")
+    if studies == {True}:
+        return "every arm tuned by a study of the same declared budget, chosen on validation, never on test"
+    return "some arms tuned and some not: the rows do not share a tuning budget"
+
+
 def _shift_rows(experiment: str, model: str, backend: str, recipes: dict, base: str) -> list[list]:
     """Each other recipe minus ``base``, per arm, seeds paired."""
     rows = []
@@ -64,7 +75,8 @@ def _summary(verdicts: dict[str, dict[str, bool]], finetuned: dict[str, list[flo
     lines = []
     for recipe, by_backend in sorted(verdicts.items()):
         won = [b for b, ok in sorted(by_backend.items()) if ok]
-        lines.append(f"- {recipe}: fine-tuning beats scratch (interval above 0) on {len(won)} of {len(by_backend)} "
+        lines.append(f"- {recipe}: fine-tuning beats scratch (95% paired t interval over seeds above 0) on "
+                     f"{len(won)} of {len(by_backend)} "
                      f"backends ({', '.join(won) or 'none'}); the backends' fine-tuned means span "
                      f"{max(finetuned[recipe]) - min(finetuned[recipe]):.3f}")
     backends = sorted(set().union(*verdicts.values()))
@@ -106,5 +118,5 @@ def render_recipes(records: list[dict], fmt: str = "terminal") -> str:
     change = tabulate(shifts, headers=["experiment", "model", "backend", "arm", "recipe change", "seeds",
                                        "top-1 change (seeds paired) [95% t]"], tablefmt=tablefmt(fmt),
                       disable_numparse=True)
-    lines = [f"- {' '.join(task)}: {_sources(groups)}" for task, groups in tasks.items()]
+    lines = [f"- {' '.join(task)}: {_sources(groups)}; {_budget(groups)}" for task, groups in tasks.items()]
     return "\n\n".join([table, change, "\n".join(lines + _summary(verdicts, finetuned))])

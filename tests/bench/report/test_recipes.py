@@ -25,6 +25,7 @@ def test_each_recipe_is_a_row_with_its_own_scratch_baseline():
     assert "+0.300 [" in text and "+0.240 [" in text          # each recipe's fine-tuned minus its own scratch
     assert "+0.040 [" in text and "+0.100 [" in text          # the recipe's change, fine-tuned and scratch
     assert "the verdict is the same under every recipe on every backend" in text
+    assert "95% paired t interval over seeds above 0" in text and "no arm tuned" in text
 
 
 def test_a_verdict_that_changes_is_named():
