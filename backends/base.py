@@ -59,10 +59,9 @@ class OptimConfig:
     schedule: object = None    # bench.plan.recipe.LrSchedule, or None for a constant lr
 
     @classmethod
-    def of(cls, config, steps_per_epoch: int) -> "OptimConfig":
-        """The optimizer a RunConfig names, its schedule laid over ``steps_per_epoch`` steps an epoch."""
-        from bench.plan.recipe import LrSchedule
-        schedule = LrSchedule.of(config, steps_per_epoch)
+    def of(cls, config, schedule) -> "OptimConfig":
+        """The optimizer a RunConfig names, with its ``bench.plan.recipe.LrSchedule`` (kept only where
+        the lr changes)."""
         return cls(config.optimizer, config.lr, config.momentum, config.weight_decay, config.nesterov,
                    config.label_smoothing, config.decay_filter, None if schedule.is_constant else schedule)
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
+
+from .augment import RandAugment, color_jitter, random_erasing
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -64,17 +67,24 @@ class TrainTransform:
     rand_augment: str | None = None       # a timm/MindCV config string, e.g. randaug-m7-mstd0.5
     re_prob: float = 0.0                  # RandomErasing's probability
 
+    @cached_property
+    def _rand_augment(self) -> RandAugment | None:
+        """The config string parsed once per transform, not once per image."""
+        return RandAugment.parse(self.rand_augment) if self.rand_augment else None
+
+    @cached_property
+    def _fill(self) -> tuple[int, ...]:
+        return tuple(min(255, round(255 * m)) for m in self.mean)  # MindCV's img_mean
+
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
-        from .augment import RandAugment, color_jitter, random_erasing
         box = random_resized_crop_box(img.width, img.height, rng, self.scale)
         img = img.resize((self.size, self.size), Image.BILINEAR, box=box)
         if self.hflip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         if self.color_jitter:
             img = color_jitter(img, self.color_jitter, rng)
-        if self.rand_augment:
-            fill = tuple(min(255, round(255 * m)) for m in self.mean)  # MindCV's img_mean
-            img = RandAugment.parse(self.rand_augment)(img, rng, fill)
+        if self._rand_augment is not None:
+            img = self._rand_augment(img, rng, self._fill)
         out = to_normalized_chw(img, self.mean, self.std)
         return random_erasing(out, rng) if self.re_prob and rng.random() < self.re_prob else out
 

@@ -272,14 +272,14 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                                                         peak=cached_peak())
             origin = start_weights(model, config, weights, origin, cache_dir)
             steps_per_epoch = len(train) // min(config.batch_size, len(train))  # the train loader drops a remainder
-            model.configure(plan, OptimConfig.of(config, steps_per_epoch), precision=config.precision)
+            schedule = LrSchedule.of(config, steps_per_epoch)
+            model.configure(plan, OptimConfig.of(config, schedule), precision=config.precision)
         record["model"] = {"weights": origin, "plan": plan.to_json(), "params": model.param_counts(),
                            "param_groups": model.param_groups(),
                            "weight_decay_groups": model.weight_decay_groups(), "runtime": model.describe(),
                            "precision": model.precision_report(),
                            "flops": flops_of(config.model, config.image_size, config.stem, plan, config.batch_size,
                                              len(train.classes), cache_dir)}
-        schedule = LrSchedule.of(config, steps_per_epoch)
         lr_probe = LrProbe(schedule, set(schedule.probe_steps()))
         with phases("data"):
             loaders = make_loaders(backend, config, train, validation, evaluation)

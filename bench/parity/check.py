@@ -78,6 +78,7 @@ def run_backend_steps(config, steps_per_epoch: int, weights: str, model_factory=
     from architectures import get_spec
     from backends.base import OptimConfig
     from backends.registry import get_backend
+    from bench.plan.recipe import LrSchedule
     from bench.plan.strategies import make_plan
     from bench.weights import canonical
 
@@ -89,7 +90,7 @@ def run_backend_steps(config, steps_per_epoch: int, weights: str, model_factory=
                  mode=config.mode)
     model.load_weights(weights, new_head=False)
     dropouts = model.disable_dropout()
-    optim = OptimConfig.of(config, steps_per_epoch)
+    optim = OptimConfig.of(config, LrSchedule.of(config, steps_per_epoch))
     plan = make_plan(config.strategy, bn_stats_frozen=config.bn_stats == "frozen")
     model.configure(plan, optim)
     canon = lambda: {model.table.to_canonical(n): v for n, v in model.named_parameters().items()}  # noqa: E731
