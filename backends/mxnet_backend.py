@@ -41,19 +41,19 @@ def _context(device: str) -> mx.Context:
     raise BackendUnavailable(f"--device {device}: MXNet has no {device} support; use cpu or gpu")
 
 
-def _batchnorms(block: nn.Block, prefix: str = ""):
-    """Yield (structural path, BatchNorm block) for every BatchNorm under ``block``."""
+def _blocks(block: nn.Block, kind, prefix: str = ""):
+    """Yield (structural path, block) for every block of type ``kind`` under ``block``."""
     for name, child in block._children.items():
         path = f"{prefix}{name}"
-        if isinstance(child, nn.BatchNorm):
+        if isinstance(child, kind):
             yield path, child
-        yield from _batchnorms(child, path + ".")
+        yield from _blocks(child, kind, path + ".")
 
 
 def param_plan(net: nn.Block, view, plan, decay_filter: str = "all") -> ParamPlan:
     """The one translation of a strategy for a Gluon network (harness and reference loop)."""
     params = net._collect_params_with_prefix()
-    layers = {path: f"{path}.{next(iter(bn._collect_params_with_prefix()))}" for path, bn in _batchnorms(net)}
+    layers = {path: f"{path}.{next(iter(bn._collect_params_with_prefix()))}" for path, bn in _blocks(net, nn.BatchNorm)}
     return translate(plan, view, {n: p.shape for n, p in params.items() if p.grad_req != "null"}, layers,
                      decay_filter)
 
@@ -67,7 +67,7 @@ def apply_plan(net: nn.Block, pp: ParamPlan) -> dict[str, gluon.Parameter]:
     for name, mult in pp.lr_mult.items():
         params[name].lr_mult = mult
         params[name].wd_mult = 0.0 if name in pp.no_decay else 1.0
-    for path, bn in _batchnorms(net):
+    for path, bn in _blocks(net, nn.BatchNorm):
         bn._kwargs["use_global_stats"] = path in pp.frozen_bn
     return {n: params[n] for n in pp.lr_mult}
 
@@ -287,16 +287,10 @@ class GluonModel(Model):
         return float(loss.asscalar()), int(correct.asscalar())
 
     def disable_dropout(self) -> int:
-        found = []
-
-        def visit(block):
-            for child in block._children.values():
-                if isinstance(child, nn.Dropout):
-                    child._rate = 0.0  # Gluon's Dropout is the identity at rate 0
-                    found.append(child)
-                visit(child)
-        visit(self.net)
-        return len(found)
+        dropouts = [block for _, block in _blocks(self.net, nn.Dropout)]
+        for block in dropouts:
+            block._rate = 0.0  # Gluon's Dropout is the identity at rate 0
+        return len(dropouts)
 
     def applied_lr(self) -> dict[str, float]:
         """Each trained stage's lr at the last step: the Trainer's learning rate x the stage's

@@ -13,7 +13,7 @@ from bench.core.errors import ConfigError
 from bench.plan.config import OPTIMIZERS, RANGES, Range, RunConfig
 
 from .args import names, ranged
-from .run import RECIPE_OPTIONS, add_recipe_args
+from .run import RECIPE_OPTIONS, add_recipe_args, check_backends
 
 STEPS_PER_EPOCH = Range(1, 1000, integer=True)
 
@@ -52,28 +52,23 @@ def parity_config(args: argparse.Namespace, backend: str) -> RunConfig:
     config = RunConfig(backend=backend, model=args.model, strategy=args.strategy, optimizer=args.optimizer,
                        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, epochs=args.epochs,
                        batch_size=args.batch_size, image_size=args.image_size, stem=args.stem, seed=args.seed,
-                       **fields)
+                       pretrained="none", **fields)  # the starting weights are --weights or the first backend's init
     config.check_model()
     return config
 
 
 def _check(args: argparse.Namespace) -> list[RunConfig]:
     from architectures import get_spec
-    from backends.registry import backend_info, check_installed
     from bench.parity.nets import FAMILIES
     from bench.plan.strategies import make_plan
     make_plan(args.strategy)
     if get_spec(args.model).family not in FAMILIES:
         raise ConfigError(f"--model {args.model}: the NumPy reference defines the {', '.join(FAMILIES)} families")
-    if len(args.backend) < 1:
-        raise ConfigError("--backend: name at least one backend")
-    for name in args.backend:
-        check_installed(name)
-        if not backend_info(name).builds(name, args.model):
-            raise ConfigError(f"model {args.model!r} is not available on backend {name!r}")
     if args.weights is not None and not args.weights.is_file():
         raise ConfigError(f"--weights {args.weights}: no such file (a canonical .npz)")
-    return [parity_config(args, b) for b in args.backend]
+    configs = [parity_config(args, b) for b in args.backend]
+    check_backends(configs)
+    return configs
 
 
 def _run_child(config: RunConfig, steps_per_epoch: int, weights: Path, init: bool, timeout: float) -> dict:
