@@ -308,6 +308,12 @@ class Backend(abc.ABC):
         """Environment knobs the backend set (threads, ISA caps), for the record."""
         return {}
 
+    def determinism(self, device: str) -> dict:
+        """Whether one seed gives one result on ``device`` (each run in its own process, as every
+        executor runs it), and what makes it so, for the record. ``reproducible``: True where
+        ``tests/backends/test_determinism.py`` asserts it, None where it was never measured."""
+        return {"reproducible": None, "how": f"not measured on {device}"}
+
     def native_step(self, arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
                     optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu",
                     precision: str = "fp32"):

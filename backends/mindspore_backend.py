@@ -48,6 +48,7 @@ from bench.weights.imagenet import unreachable  # noqa: E402
 
 from .base import (Backend, Model, OptimConfig, ParamPlan, translate, unsupported_precision,  # noqa: E402
                    zoo_requested)
+from .mindspore_models import SeededDropout, replace_cells, seed_dropouts  # noqa: E402
 from .registry import arch_view  # noqa: E402
 
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
@@ -329,8 +330,8 @@ class MindSporeModel(Model):
                 "how": "mindspore.amp.auto_mixed_precision(amp_level='O2'); leaf cells, BatchNorm kept fp32"}
 
     def disable_dropout(self) -> int:
-        from .mindspore_models import replace_cells
-        return replace_cells(self.net, lambda c: isinstance(c, nn.Dropout), lambda _cell: nn.Identity())
+        return replace_cells(self.net, lambda c: isinstance(c, (nn.Dropout, SeededDropout)),
+                             lambda _cell: nn.Identity())
 
     def applied_lr(self) -> dict[str, float]:
         """Each trained stage's lr at the last step: its lr parameter (a per-step list under a
@@ -468,6 +469,13 @@ class MindSporeBackend(Backend):
         import mindcv
         return {"mindspore": ms.__version__, "mindcv": mindcv.__version__, "numpy": np.__version__}
 
+    def determinism(self, device: str) -> dict:
+        if device != "cpu":
+            return super().determinism(device)
+        return {"reproducible": True, "how": "mindspore.set_seed; dropout through the backend's SeededDropout "
+                "(ops.UniformReal with explicit seeds), because MindSpore 2.9's CPU Dropout kernel draws "
+                "different masks from one seed in different processes (mindspore.set_deterministic does not change it)"}
+
     def runtime_settings(self) -> dict:
         return {"runtime_num_threads": ms.get_context("runtime_num_threads"),
                 "jit_level": _JIT_LEVEL or "default", "mode": _configured.get("ctx", ("", ""))[1]}
@@ -489,6 +497,7 @@ class MindSporeBackend(Backend):
             net = view.build(num_classes, image_size=image_size, stem=stem, zoo=zoo)
         except OSError as e:  # urllib's URLError included: the zoo download failed
             raise unreachable(arch, f"MindCV's model zoo ({view.names.zoo})", e) from None
+        seed_dropouts(net, seed)  # MindSpore's own Dropout does not reproduce for a seed (DETERMINISM)
         model = MindSporeModel(net, arch, mode)
         model.replace_head(num_classes)  # Xavier head, as on every backend
         return model

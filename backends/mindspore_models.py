@@ -45,6 +45,35 @@ def replace_cells(net: nn.Cell, match, make) -> int:
     return count
 
 
+class SeededDropout(nn.Cell):
+    """Inverted dropout (``nn.Dropout``'s meaning: zero with probability ``p``, scale the rest by
+    1/(1-p), identity in eval mode) whose masks reproduce for a fixed seed.
+
+    MindSpore 2.9's CPU ``ops.Dropout`` (behind ``nn.Dropout``) does not: with one seed, two
+    processes draw the same masks for a few calls and then different ones (measured; in the
+    one-thread pool and with ``mindspore.set_deterministic(True)`` too), so a seeded run did not
+    reproduce. ``ops.UniformReal`` with explicit seeds does; the mask is drawn from it."""
+
+    def __init__(self, p: float, seed: int, seed2: int):
+        super().__init__()
+        self.p = float(p)
+        self.uniform = ops.UniformReal(seed=seed, seed2=seed2)
+
+    def construct(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = (self.uniform(x.shape) >= self.p).astype(x.dtype)
+        return x * keep / (1.0 - self.p)
+
+
+def seed_dropouts(net: nn.Cell, seed: int) -> int:
+    """Replace every ``nn.Dropout`` of ``net`` by a :class:`SeededDropout` drawing from ``seed`` (the
+    run's) and its own index; returns the count."""
+    index = iter(range(1, 1 << 30))
+    return replace_cells(net, lambda c: isinstance(c, nn.Dropout),
+                         lambda c: SeededDropout(c.p if c.p is not None else 1.0 - c.keep_prob, seed + 1, next(index)))
+
+
 def build_resnet(spec, num_classes: int, *, image_size: int, stem: str, zoo: bool) -> nn.Cell:
     net = _create(spec, num_classes, zoo)
     if not zoo:

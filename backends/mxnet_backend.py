@@ -358,6 +358,12 @@ class GluonBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__, "numpy": np.__version__}
 
+    def determinism(self, device: str) -> dict:
+        if device != "cpu":
+            return super().determinism(device)
+        return {"reproducible": True, "how": "mx.random.seed and numpy's seed; MXNet's CPU operators used here are "
+                "deterministic (MXNET_ENFORCE_DETERMINISM concerns GPU kernels)"}
+
     def runtime_settings(self) -> dict:
         return {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE") if k in os.environ}
 

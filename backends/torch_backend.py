@@ -326,6 +326,12 @@ class TorchBackend(Backend):
             out["gpu"] = torch.cuda.get_device_name(0)
         return out
 
+    def determinism(self, device: str) -> dict:
+        if device != "cpu":
+            return super().determinism(device)
+        return {"reproducible": True, "how": "torch.manual_seed and the loader's own seeded generator; PyTorch's "
+                "CPU kernels used here are deterministic, so use_deterministic_algorithms is not needed"}
+
     def runtime_settings(self) -> dict:
         return {"torch.get_num_threads": torch.get_num_threads(),
                 "torch.get_num_interop_threads": torch.get_num_interop_threads(),

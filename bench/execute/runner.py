@@ -270,6 +270,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
             record["environment"] = capture_environment(backend.versions(), backend.runtime_settings(),
                                                         effective_settings(config.backend),  # after the context is set
                                                         peak=cached_peak())
+            record["environment"]["determinism"] = backend.determinism(config.device)
             origin = start_weights(model, config, weights, origin, cache_dir)
             steps_per_epoch = len(train) // min(config.batch_size, len(train))  # the train loader drops a remainder
             schedule = LrSchedule.of(config, steps_per_epoch)
