@@ -1,10 +1,14 @@
 """Which records belong together: one row is one configuration (every field but the seed).
 
-Records group by their ``group_hash`` (the config hash without the seed), so two
-runs that differ in anything else (lr, optimizer, epochs, BatchNorm mode, stem,
-eval shots, scratch initialiser, ...) never pass as two seeds. A seed run twice is
-counted once (the latest run) and reported as a duplicate. Fine-tuned and scratch
-arms pair on everything that defines the task and budget, seed by seed.
+Records group by their ``group_hash`` (the config hash without the seed), the machine
+they ran on (``machine_key``: CPU model, its ISA flags, cores, GPUs) and, for a fine-tuned
+arm, the sha256 of the weights it started from (``start_of``): two runs that differ in
+anything else (lr, optimizer, epochs, BatchNorm mode, stem, eval shots, scratch
+initialiser, ...), that ran on two machines or that started from two pretrained files
+never pass as two seeds. Groups that would look alike are told apart by what differs,
+machine and starting file included (``[machine=...]``, ``[start=...]``). A seed run twice is
+counted once (the latest run) and reported as a duplicate. Fine-tuned and scratch arms
+pair on everything that defines the task and budget, and on the machine, seed by seed.
 """
 from __future__ import annotations
 
@@ -41,14 +45,51 @@ def pair_key(config: dict) -> tuple:
         (k, str(v)) for k, v in config.items() if k not in skip and ADDED_LATER.get(k, object()) != v))
 
 
+# The CPU flags that decide which kernels a framework picks (two machines differing only in others,
+# e.g. a hypervisor's flags, count as one machine).
+ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse", "ssse", "vnni", "bf16", "fp16")
+
+
+def _isa_flags(env: dict) -> list[str]:
+    return sorted(f for f in env.get("cpu_flags") or [] if f.startswith(ISA_PREFIXES))
+
+
+def machine_key(rec: dict) -> str:
+    """What identifies the machine a record ran on: CPU model, its ISA flags, cores and GPUs."""
+    env = rec.get("environment") or {}
+    return "|".join([str(env.get("cpu") or "?"), " ".join(_isa_flags(env)), str(env.get("cpu_count") or "?"),
+                     ",".join(env.get("gpu") or [])])
+
+
+def start_of(rec: dict) -> str | None:
+    """The sha256 of the weights a fine-tuned arm started from (None for other arms, and for a
+    fine-tuned arm whose record names no file: a zoo's own weights, or a record from before)."""
+    if rec["config"]["arm"] != "finetune":
+        return None
+    weights = (rec.get("model") or {}).get("weights") or {}
+    return weights.get("sha256") if isinstance(weights.get("sha256"), str) else None
+
+
 @dataclass
 class Group:
-    """The runs of one configuration, one per seed."""
+    """The runs of one configuration on one machine from one starting file, one per seed."""
 
     config: dict                          # the config of its first run, seed removed
     runs: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)   # later runs of a seed already counted
     variant: str = ""                     # fields in which it differs from groups shown alike
+    machine: str = ""                     # machine_key of its runs
+    start: str | None = None              # start_of its runs
+
+    @property
+    def machine_label(self) -> str:
+        """The machine in words (``machine_of``), from its first run."""
+        return machine_of(self.runs[0]) if self.runs else "?"
+
+    @property
+    def pairing(self) -> tuple:
+        """What a fine-tuned group and its scratch baseline share: task, budget and machine."""
+        return pair_key(self.config) + (("machine", self.machine),)
 
     @property
     def seeds(self) -> list[int]:
@@ -87,19 +128,19 @@ def _sort_key(rec: dict) -> str:
 def group_records(records: list[dict], arms=("finetune", "scratch")) -> list[Group]:
     """Ok records of ``arms`` grouped by configuration; duplicate seeds set aside (latest kept).
     A tuning study's trials are not results (they were never scored on test): they are left out."""
-    buckets: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    buckets: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         if rec.get("status") == "ok" and rec["config"]["arm"] in arms and rec["config"].get("trial") is None:
-            buckets[group_hash(rec)][rec["config"]["seed"]].append(rec)
+            buckets[(group_hash(rec), machine_key(rec), start_of(rec))][rec["config"]["seed"]].append(rec)
     groups = []
-    for by_seed in buckets.values():
+    for (_, machine, start), by_seed in buckets.items():
         runs, dups = [], []
         for seed in sorted(by_seed):
             ordered = sorted(by_seed[seed], key=_sort_key)
             runs.append(ordered[-1])
             dups.extend(ordered[:-1])
         config = {k: v for k, v in runs[0]["config"].items() if k not in ("seed", "notes")}
-        groups.append(Group(config, runs, dups))
+        groups.append(Group(config, runs, dups, machine=machine, start=start))
     _name_variants(groups)
     return sorted(groups, key=lambda g: (tuple(str(g.label(k)) for k in SHOWN), g.variant))
 
@@ -115,7 +156,21 @@ def _name_variants(groups: list[Group]) -> None:
         keys = sorted({k for g in same for k in g.config})
         differ = [k for k in keys if len({str(g.config.get(k)) for g in same}) > 1]
         for g in same:
-            g.variant = ", ".join(f"{k}={g.config.get(k)}" for k in differ)
+            g.variant = ", ".join([f"{k}={g.config.get(k)}" for k in differ] + _where(g, same))
+
+
+def _where(group: Group, alike: list[Group]) -> list[str]:
+    """``machine=...`` and ``start=...`` where groups shown alike ran on two machines or started from
+    two files (the machine in words; where two machines share those words, its ISA flags too)."""
+    out = []
+    if len({g.machine for g in alike}) > 1:
+        words = {g.machine_label for g in alike}
+        label = group.machine_label if len(words) == len({g.machine for g in alike}) else \
+            f"{group.machine_label} [{' '.join(_isa_flags(group.runs[0].get('environment') or {}))}]"
+        out.append(f"machine={label}")
+    if len({g.start for g in alike}) > 1:
+        out.append(f"start={(group.start or 'unrecorded')[:12]}")
+    return out
 
 
 def pair_groups(groups: list[Group]) -> list[tuple[Group, Group]]:
@@ -123,8 +178,8 @@ def pair_groups(groups: list[Group]) -> list[tuple[Group, Group]]:
     scratch: dict[tuple, list[Group]] = defaultdict(list)
     for g in groups:
         if g.label("arm") == "scratch":
-            scratch[pair_key(g.config)].append(g)
-    return [(g, s) for g in groups if g.label("arm") == "finetune" for s in scratch.get(pair_key(g.config), [])]
+            scratch[g.pairing].append(g)
+    return [(g, s) for g in groups if g.label("arm") == "finetune" for s in scratch.get(g.pairing, [])]
 
 
 def paired_finals(ft: Group, sc: Group) -> tuple[list[dict], list[dict]]:

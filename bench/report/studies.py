@@ -4,6 +4,8 @@
   frameworks agree within the search's resolution;
 * the strategy ranking under the tuned protocol, with intervals;
 * time to the target accuracy on both clocks (AlgoPerf: compile on; MLPerf: off);
+* what tuning buys: each tuned arm against the same arm at its recipe, only where both ran on one
+  machine from one starting file (seeds paired); other pairs are named, not compared;
 * a check that every study's winner is what its trials' records give.
 """
 from __future__ import annotations
@@ -12,11 +14,18 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference
-from bench.plan.config import RunConfig
+from bench.plan.config import ADDED_LATER, RunConfig
 from bench.plan.study import Study, select
 
 from .format import tablefmt
-from .groups import group_records, row_label
+from .groups import Group, group_records, paired_finals, row_label
+
+# What a study sets or changes in the arm it tunes: the tuned arm and the arm at its recipe are the same
+# arm when everything else is equal (the study's validation split comes from train, never from the shots).
+STUDY_FIELDS = ("lr", "weight_decay", "epochs", "study", "val_shots", "val_fraction", "test_eval", "val_eval",
+                "notes", "seed", "trial")
+# ... and what names the same data differently: an archive's path (its checksum, kept, says which data)
+SAME_DATA = ("archive",)
 
 
 def study_of(rec: dict) -> Study:
@@ -45,27 +54,34 @@ def _point(rec: dict) -> str:
 
 
 def agreement(recs: dict[str, dict]) -> str:
-    """Do the backends' studies of one arm choose alike? The same trial; or else, on each backend,
-    the other backends' choices score within the noise of its own on its validation split
-    (Newcombe 95% interval of the difference includes 0)."""
+    """Do the backends' studies of one arm choose alike? The same trial; or else, on each backend's own
+    validation split, is its pick resolved above the other backends' picks (Newcombe 95% interval of
+    the difference excludes 0)? The line names the backends on whose validation it is and is not, so
+    "differ" never rests on one framework's validation alone without saying so."""
     done = {b: r for b, r in recs.items() if r.get("winner") is not None}
     if len(done) < 2:
         return "-"
     winners = {r["winner"] for r in done.values()}
     if len(winners) == 1:
         return "agree (same trial)"
-    for rec in done.values():
+    resolved, within, unknown = [], [], []
+    for backend, rec in sorted(done.items()):
         rows = rec["trial_results"]
         best = rows[rec["winner"]]
         n = best.get("n_val")
-        for other in winners - {rec["winner"]}:
-            alt = rows[other]
-            if alt["val_acc"] is None or not n:
-                return "differ"
-            _, ci = difference_of_proportions(round(best["val_acc"] * n), n, round(alt["val_acc"] * n), n)
-            if ci[0] > 0:
-                return "differ (resolved on validation)"
-    return "agree within the search's resolution (different trials, within validation noise)"
+        others = [rows[w] for w in winners - {rec["winner"]}]
+        if not n or any(o["val_acc"] is None for o in others):
+            unknown.append(backend)
+            continue
+        lows = [difference_of_proportions(round(best["val_acc"] * n), n, round(o["val_acc"] * n), n)[1][0]
+                for o in others]
+        (resolved if any(lo > 0 for lo in lows) else within).append(backend)
+    if not resolved:
+        return "agree within the search's resolution (different trials, within validation noise on " \
+               f"{', '.join(within)}'s validation)" + (f"; {', '.join(unknown)}: not scored" if unknown else "")
+    said = f"differ: resolved on {', '.join(resolved)}'s own validation"
+    said += f"; within noise on {', '.join(within)}'s" if within else " (every backend's)"
+    return said + (f"; {', '.join(unknown)}: not scored" if unknown else "")
 
 
 def render_chosen(studies: list[dict], fmt: str = "terminal") -> str:
@@ -154,3 +170,53 @@ def study_problems(studies: list[dict], records: list[dict]) -> list[str]:
             out.append(f"- study {rec['key']} ({arm_label(rec['arm'])}, {rec['arm']['backend']}): {missing} of "
                        f"{len(rows)} trials without an ok record")
     return out
+
+
+def _arm_key(group: Group) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in group.config.items()
+                        if k not in STUDY_FIELDS + SAME_DATA and ADDED_LATER.get(k, object()) != v))
+
+
+def _where(group: Group) -> str:
+    return group.machine_label + (f" from {group.start[:8]}" if group.start else "")
+
+
+def tuning_gains(records: list[dict]) -> tuple[list[list], list[str]]:
+    """Rows of tuned minus recipe for the same arm on one machine from one starting file (seeds paired),
+    and one line per tuned arm whose recipe rows ran elsewhere or from another file (not compared)."""
+    groups = group_records(records)
+    recipe: dict[tuple, list[Group]] = {}
+    for g in groups:
+        if g.label("protocol") == "recipe":
+            recipe.setdefault(_arm_key(g), []).append(g)
+    rows, apart = [], {}
+    for tuned in (g for g in groups if g.label("protocol") == "tuned"):
+        candidates = recipe.get(_arm_key(tuned), [])
+        same = [g for g in candidates if (g.machine, g.start) == (tuned.machine, tuned.start)]
+        if not same:
+            if candidates:
+                key = (tuned.label("experiment"), _where(tuned), "; ".join(sorted({_where(g) for g in candidates})))
+                apart.setdefault(key, []).append(f"{tuned.label('backend')} {row_label(tuned)}")
+            continue
+        after, before = paired_finals(tuned, same[0])
+        if not after:
+            continue
+        d, ci = paired_difference([r["accuracy"]["final"] for r in after], [r["accuracy"]["final"] for r in before])
+        said = "-" if ci is None else "gain (resolved)" if ci[0] > 0 else "loss (resolved)" if ci[1] < 0 else \
+            "no resolved change"
+        rows.append([tuned.label("experiment"), tuned.label("model"), tuned.label("backend"), row_label(same[0]),
+                     _where(tuned), len(after), f"{np.mean([r['accuracy']['final'] for r in before]):.3f}",
+                     f"{np.mean([r['accuracy']['final'] for r in after]):.3f}",
+                     f"{d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""), said])
+    return rows, [f"- {exp}: not compared, the tuned rows ran on {tuned} and their recipe rows on {there} "
+                  f"({len(arms)} arms: {', '.join(sorted(arms))})" for (exp, tuned, there), arms in sorted(apart.items())]
+
+
+def render_tuning_gains(records: list[dict], fmt: str = "terminal") -> str:
+    rows, apart = tuning_gains(records)
+    if not rows and not apart:
+        return ""
+    table = tabulate(rows, headers=["experiment", "model", "backend", "arm", "machine, starting file", "seeds",
+                                    "at its recipe", "tuned", "tuned − recipe (paired t, 95%)", "verdict"],
+                     tablefmt=tablefmt(fmt), disable_numparse=True) if rows else ""
+    return "\n\n".join(part for part in (table, "\n".join(apart)) if part)

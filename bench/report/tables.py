@@ -19,7 +19,7 @@ from bench.measure.stats import mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt
 from .pairs import gap, verdict
-from .groups import Group, group_records, machine_of, pair_groups, pair_key, paired_finals, row_label
+from .groups import Group, group_records, machine_of, pair_groups, paired_finals, row_label
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
@@ -68,15 +68,24 @@ def _median(values):
     return float(np.median(values)) if values else None
 
 
+def _busy(run: dict) -> bool:
+    return bool(((run.get("timing") or {}).get("contention") or {}).get("busy"))
+
+
 def timing_marks(group: Group) -> str:
     timings = [r.get("timing", {}) for r in group.runs]
     return (PACKED if any(t.get("packed") for t in timings) else "") + \
-        (BUSY if any((t.get("contention") or {}).get("busy") for t in timings) else "")
+        (BUSY if any(_busy(r) for r in group.runs) else "")
+
+
+def timed_runs(group: Group) -> list[dict]:
+    """The runs whose step times count: neither packed nor timed while other processes used the CPU."""
+    return [r for r in group.runs if not (r.get("timing") or {}).get("packed") and not _busy(r)]
 
 
 def speed(group: Group) -> dict:
-    """Median over seeds of each run's steady-state step statistics (packed runs: none)."""
-    timings = [r.get("timing", {}) for r in group.runs if not r.get("timing", {}).get("packed")]
+    """Median over seeds of each clean run's steady-state step statistics (``timed_runs``)."""
+    timings = [r.get("timing", {}) for r in timed_runs(group)]
     steady = [t.get("steady", {}) for t in timings]
     return {"ms": _median([s.get("median_ms") for s in steady]), "p90": _median([s.get("p90_ms") for s in steady]),
             "iqr": _median([s.get("iqr_ms") for s in steady]), "img_s": _median([s.get("img_per_s") for s in steady]),
@@ -103,7 +112,8 @@ def _tta(group: Group) -> str:
         return "-"
     if any(t is None for t in tta):
         return f"not reached {sum(t is not None for t in tta)}/{len(tta)}"
-    return f"{np.median(tta):.1f} (≥{target:.2f})"
+    clean = [r["time_to_accuracy"]["train_s"] for r in timed_runs(group)]  # a time: clean runs only
+    return f"{np.median(clean):.1f} (≥{target:.2f})" if clean else f"reached {len(tta)}/{len(tta)}"
 
 
 def _selected(group: Group) -> str:
@@ -115,7 +125,7 @@ def _selected(group: Group) -> str:
 
 TABLE_HEADERS = ["experiment", "model", "backend", "arm", "strategy", "shots", "seeds", "top-1 (final)",
                  "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "GFLOP/s (% peak)", "compile s",
-                 "data ms", "time to target s", "train s"]
+                 "data ms", "time to target s", "train s", "machine"]
 
 
 def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]:
@@ -130,7 +140,7 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]
                      _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
                      achieved(g, s["ms"]),
                      _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
-                     _fmt(_median([r["curve"][-1]["cum_train_s"] for r in g.runs]), ".1f")])
+                     _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"), g.machine_label])
     headers = list(TABLE_HEADERS)
     if all(row[8] == "-" for row in rows):  # no run carved a validation split
         headers.pop(8)
@@ -156,9 +166,13 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
             seeds = sorted({r["config"]["seed"] for r in g.duplicates})
             lines.append(f"- {name}: seed(s) {seeds} ran more than once; the latest run counts, "
                          f"{len(g.duplicates)} earlier run(s) ignored (duplicate)")
-    if any(BUSY in timing_marks(g) for g in groups):
-        lines.append(f"- {BUSY} step time measured while other processes used more than 10% of the "
-                     "machine's CPU (timing.contention in the record): not a clean measurement")
+    busy = [(g, r) for g in groups for r in g.runs if _busy(r)]
+    if busy:
+        lines.append(f"- {BUSY} step times measured while other processes used more than 10% of the machine's CPU "
+                     "(timing.contention in the record) are left out of the time columns (accuracy stands): "
+                     + "; ".join(f"{g.label('backend')} {g.label('experiment')} {row_label(g)} seed "
+                                 f"{r['config']['seed']} ({100 * r['timing']['contention'].get('other_share', 0):.0f}% "
+                                 "other CPU)" for g, r in busy))
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]
@@ -271,7 +285,7 @@ def render_init_effect(records: list[dict], fmt: str = "terminal") -> str:
     scratch = [g for g in group_records(records, arms=("scratch",))]
     by_task: dict[tuple, dict[str, Group]] = {}
     for g in scratch:
-        by_task.setdefault(pair_key(g.config), {})[g.label("scratch_init") or "native"] = g
+        by_task.setdefault(g.pairing, {})[g.label("scratch_init") or "native"] = g
     rows = []
     for inits in by_task.values():
         if "shared" not in inits or "native" not in inits:
@@ -417,12 +431,14 @@ def report_sections(records: list[dict], fmt: str = "terminal", studies=()) -> l
     """(id, title, body) of every section of the report, in order; a body may be empty."""
     from .recipes import render_recipes
     from .scale import render_model_scale
-    from .studies import render_chosen, render_ranking, render_time_to_target, study_problems
+    from .studies import render_chosen, render_ranking, render_time_to_target, render_tuning_gains, study_problems
     return [("matrix", "Strategy × backend (top-1, mean ± sd (seeds))", render_strategy_matrix(records, fmt)),
             ("all", "All configurations", render_table(records, fmt)),
             ("gaps", "Fine-tuned minus scratch (top-1)", render_gaps(records, fmt)),
             ("recipes", "Recipes compared: the same task under each recipe (top-1, seeds paired)",
              render_recipes(records, fmt)),
+            ("tuning", "What tuning buys: each arm tuned against its recipe (one machine, one starting file, "
+             "seeds paired)", render_tuning_gains(records, fmt)),
             ("chosen", "Each tuned: what every backend's study chose", render_chosen(list(studies), fmt)),
             ("ranking", "Strategy ranking, each tuned (test top-1)", render_ranking(records, fmt)),
             ("tta", "Time to target, both clocks", render_time_to_target(records, fmt)
