@@ -5,7 +5,9 @@
 * fine-tuned minus scratch over the same seeds: paired t interval;
 * two configurations with one run each: Newcombe's hybrid score interval, built
   from the two Wilson intervals (better coverage than the Wald interval near 0 or 1);
-* two groups of seeds: Welch's t interval.
+* two groups of seeds: Welch's t interval;
+* several comparisons read together (a ranking): paired t p-values with Holm's step-down
+  adjustment, so "resolved" holds for the family at 5%, not for each line alone.
 """
 from __future__ import annotations
 
@@ -51,6 +53,29 @@ def paired_difference(a, b, confidence: float = CONFIDENCE) -> tuple[float, tupl
         return mean, (mean, mean)
     ci = stats.ttest_rel(a, b).confidence_interval(confidence)
     return mean, (float(ci.low), float(ci.high))
+
+
+def paired_p(a, b) -> float | None:
+    """Two-sided p of the paired t test of a against b (``scipy.stats.ttest_rel``); None with fewer
+    than 2 pairs; 1.0 or 0.0 where the differences have no spread (all zero, or all one value)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.size < 2:
+        return None
+    if np.all(d == d[0]):
+        return 1.0 if d[0] == 0 else 0.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the order given: sorted ascending, the i-th
+    (from 0) of m is multiplied by m - i, made non-decreasing, capped at 1. Rejecting where the
+    adjusted p < alpha controls the family-wise error rate at alpha."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    out, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        out[i] = running
+    return out
 
 
 def welch_difference(a, b, confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:

@@ -195,6 +195,16 @@ def config_name(rec: dict) -> str:
     return f"{c['experiment']} {c['model']} {c['backend']} {row_label(Group(c))} [{group_hash(rec)[:8]}]"
 
 
+def busy(rec: dict) -> bool:
+    """Whether other processes used more than the threshold of the CPU while ``rec`` was timed."""
+    return bool(((rec.get("timing") or {}).get("contention") or {}).get("busy"))
+
+
+def timed_runs(group: Group) -> list[dict]:
+    """The runs whose times count: neither packed nor timed while other processes used the CPU."""
+    return [r for r in group.runs if not (r.get("timing") or {}).get("packed") and not busy(r)]
+
+
 def clean_step_ms(rec: dict) -> float | None:
     """A finished run's steady-state median step, or None when it has no clean one (a pretrain
     step, a packed run, or one timed while other processes used the CPU)."""

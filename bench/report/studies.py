@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
-from bench.measure.stats import difference_of_proportions, mean_interval, paired_difference
+from bench.measure.stats import difference_of_proportions, holm, mean_interval, paired_difference, paired_p
 from bench.plan.config import ADDED_LATER, RunConfig
 from bench.plan.study import Study, select
 
 from .format import tablefmt
-from .groups import Group, group_records, paired_finals, row_label
+from .groups import Group, group_records, paired_finals, row_label, timed_runs
 
+ALPHA = 0.05  # a ranking's family-wise error rate (Holm)
 # What a study sets or changes in the arm it tunes: the tuned arm and the arm at its recipe are the same
 # arm when everything else is equal (the study's validation split comes from train, never from the shots).
 STUDY_FIELDS = ("lr", "weight_decay", "epochs", "study", "val_shots", "val_fraction", "test_eval", "val_eval",
@@ -100,35 +101,44 @@ def render_chosen(studies: list[dict], fmt: str = "terminal") -> str:
 
 
 def render_ranking(records: list[dict], fmt: str = "terminal") -> str:
-    """Per (experiment, model, backend), the tuned strategies ranked by mean test top-1, each
-    with its 95% t interval and its paired difference to the best (seeds paired)."""
+    """Per (experiment, model, backend, machine), the tuned strategies ranked by mean test top-1, each
+    with its 95% t interval and its paired difference to the best (seeds paired): the paired t test's
+    raw p and Holm's adjusted p over the family of comparisons with the best of that task; "below the
+    best" only where the adjusted p < 0.05."""
     groups = [g for g in group_records(records) if g.label("protocol") == "tuned"]
     by_task: dict[tuple, list] = {}
     for g in groups:
-        by_task.setdefault((g.label("experiment"), g.label("model"), g.label("backend")), []).append(g)
+        by_task.setdefault((g.label("experiment"), g.label("model"), g.label("backend"), g.machine_label), []).append(g)
     rows = []
-    for (exp, model, backend), gs in sorted(by_task.items()):
+    for (exp, model, backend, machine), gs in sorted(by_task.items()):
         gs = sorted(gs, key=lambda g: -np.mean(g.finals()))
         best = gs[0].by_seed()
+        tests = {}
+        for g in gs[1:]:
+            seeds = sorted(set(best) & set(g.by_seed()))
+            mine, top = [g.by_seed()[s]["accuracy"]["final"] for s in seeds], [best[s]["accuracy"]["final"] for s in seeds]
+            if len(seeds) >= 2:
+                tests[id(g)] = (paired_difference(mine, top), paired_p(mine, top))
+        adjusted = dict(zip(tests, holm([p for _, p in tests.values()])))
         for rank, g in enumerate(gs, 1):
             mean, sd, ci = mean_interval(g.finals())
-            seeds = sorted(set(best) & set(g.by_seed()))
-            if g is gs[0] or len(seeds) < 2:
+            if g is gs[0] or id(g) not in tests:
                 diff = "best" if g is gs[0] else "-"
             else:
-                d, dci = paired_difference([g.by_seed()[s]["accuracy"]["final"] for s in seeds],
-                                           [best[s]["accuracy"]["final"] for s in seeds])
-                tie = "tied with the best" if dci[0] <= 0 <= dci[1] else "below the best"
-                diff = f"{d:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}] {tie}"
+                (d, dci), p = tests[id(g)]
+                tie = "below the best (resolved)" if adjusted[id(g)] < ALPHA else "not resolved below the best"
+                diff = f"{d:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}], p {p:.3f}, Holm {adjusted[id(g)]:.3f}: {tie}"
             label = arm_label(g.config)
             interval = f" [{max(0, ci[0]):.3f}, {min(1, ci[1]):.3f}]" if ci else ""
             rows.append([exp, model, backend, rank, label, f"{mean:.3f} ± {sd:.3f}{interval} ({len(g.runs)})",
-                         f"{g.label('lr'):.2g}", diff])
+                         f"{g.label('lr'):.2g}", diff, machine])
     if not rows:
         return ""
     return tabulate(rows, headers=["experiment", "model", "backend", "rank", "arm", "test top-1 (tuned)",
-                                   "tuned lr", "vs the best (paired, 95%)"], tablefmt=tablefmt(fmt),
-                    disable_numparse=True)
+                                   "tuned lr", "vs the best (paired t, 95%; raw and Holm-adjusted p)", "machine"],
+                    tablefmt=tablefmt(fmt), disable_numparse=True) + \
+        f"\n\nFamily: the comparisons with the best of one experiment, model, backend and machine; Holm's " \
+        f"step-down adjustment at {ALPHA:g} (a strategy is below the best only where its adjusted p is below it)."
 
 
 def render_time_to_target(records: list[dict], fmt: str = "terminal") -> str:
@@ -138,18 +148,20 @@ def render_time_to_target(records: list[dict], fmt: str = "terminal") -> str:
         ttas = [r.get("time_to_accuracy") or {} for r in g.runs]
         if not ttas or ttas[0].get("target") is None:
             continue
-        reached = [t for t in ttas if t.get("train_s") is not None]
+        # times from the runs timed alone (timing.contention); whether the target was reached, from every run
+        clean = [r.get("time_to_accuracy") or {} for r in timed_runs(g)]
+        reached = [t for t in clean if t.get("train_s") is not None]
         med = lambda key: f"{np.median([t[key] for t in reached]):.1f}" if reached and all(  # noqa: E731
             t.get(key) is not None for t in reached) else "-"
-        rows.append([g.label("experiment"), g.label("backend"), row_label(g), g.label("epochs"),
-                     f"{ttas[0]['target']:.2f} on {ttas[0].get('split', 'eval')}", f"{len(reached)}/{len(ttas)}",
+        rows.append([g.label("experiment"), g.label("model"), g.label("backend"), row_label(g), g.label("epochs"),
+                     f"{ttas[0]['target']:.2f} on {ttas[0].get('split', 'eval')}", f"{sum(t.get('train_s') is not None for t in ttas)}/{len(ttas)}",
                      med("train_s"), med("train_s_no_compile"),
-                     _median_s([t.get("total_train_s") for t in ttas])])
+                     _median_s([t.get("total_train_s") for t in clean]), g.machine_label])
     if not rows:
         return ""
-    return tabulate(rows, headers=["experiment", "backend", "arm", "epochs", "target", "reached",
+    return tabulate(rows, headers=["experiment", "model", "backend", "arm", "epochs", "target", "reached",
                                    "to target s (compile on: AlgoPerf)", "to target s (compile off: MLPerf)",
-                                   "whole schedule s"], tablefmt=tablefmt(fmt), disable_numparse=True)
+                                   "whole schedule s", "machine"], tablefmt=tablefmt(fmt), disable_numparse=True)
 
 
 def _median_s(values) -> str:

@@ -19,7 +19,7 @@ from bench.measure.stats import mean_interval, paired_difference, seeds_needed
 
 from .format import tablefmt
 from .pairs import gap, verdict
-from .groups import Group, group_records, machine_of, pair_groups, paired_finals, row_label
+from .groups import Group, busy, group_records, machine_of, pair_groups, paired_finals, row_label, timed_runs
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
@@ -68,19 +68,10 @@ def _median(values):
     return float(np.median(values)) if values else None
 
 
-def _busy(run: dict) -> bool:
-    return bool(((run.get("timing") or {}).get("contention") or {}).get("busy"))
-
-
 def timing_marks(group: Group) -> str:
     timings = [r.get("timing", {}) for r in group.runs]
     return (PACKED if any(t.get("packed") for t in timings) else "") + \
-        (BUSY if any(_busy(r) for r in group.runs) else "")
-
-
-def timed_runs(group: Group) -> list[dict]:
-    """The runs whose step times count: neither packed nor timed while other processes used the CPU."""
-    return [r for r in group.runs if not (r.get("timing") or {}).get("packed") and not _busy(r)]
+        (BUSY if any(busy(r) for r in group.runs) else "")
 
 
 def speed(group: Group) -> dict:
@@ -166,13 +157,13 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
             seeds = sorted({r["config"]["seed"] for r in g.duplicates})
             lines.append(f"- {name}: seed(s) {seeds} ran more than once; the latest run counts, "
                          f"{len(g.duplicates)} earlier run(s) ignored (duplicate)")
-    busy = [(g, r) for g in groups for r in g.runs if _busy(r)]
-    if busy:
+    contended = [(g, r) for g in groups for r in g.runs if busy(r)]
+    if contended:
         lines.append(f"- {BUSY} step times measured while other processes used more than 10% of the machine's CPU "
                      "(timing.contention in the record) are left out of the time columns (accuracy stands): "
                      + "; ".join(f"{g.label('backend')} {g.label('experiment')} {row_label(g)} seed "
                                  f"{r['config']['seed']} ({100 * r['timing']['contention'].get('other_share', 0):.0f}% "
-                                 "other CPU)" for g, r in busy))
+                                 "other CPU)" for g, r in contended))
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]

@@ -57,3 +57,19 @@ def test_seeds_needed_and_chance():
     assert seeds_needed(0.1, 0.4) == 3  # t(2) 4.303 * 0.1 / sqrt(3) = 0.248 < 0.4, n=2 gives 0.898
     assert seeds_needed(0.2, 0.0) is None and seeds_needed(1.0, 0.01) is None
     assert above_chance(60, 100, 2) and not above_chance(55, 100, 2)
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order_given():
+    from bench.measure.stats import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> made non-decreasing
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == []
+
+
+def test_paired_p_is_scipys_paired_t_test():
+    from scipy import stats as st
+
+    from bench.measure.stats import paired_p
+    a, b = [0.80, 0.82, 0.79, 0.85], [0.70, 0.75, 0.74, 0.72]
+    assert paired_p(a, b) == pytest.approx(st.ttest_rel(a, b).pvalue)
+    assert paired_p([0.8], [0.7]) is None and paired_p([0.8, 0.7], [0.8, 0.7]) == 1.0

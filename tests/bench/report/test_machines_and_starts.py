@@ -78,3 +78,15 @@ def test_the_frameworks_line_names_whose_validation_resolves_a_difference():
     line = agreement({"torch": study(0, [0.71, 0.70]), "mxnet": study(1, [0.70, 0.72])})
     assert line.startswith("agree within the search's resolution") and "mxnet, torch's validation" in line
     assert agreement({"torch": study(1, [0.5, 0.9]), "mxnet": study(1, [0.4, 0.8])}) == "agree (same trial)"
+
+
+def test_the_model_scale_lines_show_raw_and_holm_adjusted_p():
+    from bench.report.scale import render_model_scale
+    accs = {"efficientnet_lite0": (0.70, 0.71, 0.69), "efficientnet_lite1": (0.72, 0.70, 0.73),
+            "efficientnet_lite2": (0.80, 0.79, 0.815)}
+    records = [record(seed=s, acc=a, model=m, experiment="scale", n=1000)
+               for m, values in accs.items() for s, a in enumerate(values)]
+    text = render_model_scale(records, "markdown")
+    line = [ln for ln in text.splitlines() if ln.startswith("  - fake, seeds paired")][0]
+    assert "efficientnet_lite2 − efficientnet_lite0 +0.102 (p " in line and ", Holm " in line
+    assert "resolved" in line and "Holm's step-down adjustment" in text
