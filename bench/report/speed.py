@@ -65,18 +65,34 @@ def merge_rounds(records: list[dict]) -> list[dict]:
         if commit:
             m["commits"].add(commit[:7] + ("+dirty" if (r["environment"]["git"].get("dirty")) else ""))
         m["flops"] = (r.get("flops") or {}).get("per_step") or m.get("flops")
-        m["peak"] = (r.get("environment") or {}).get("peak") or m.get("peak")
         m["cpu"] = (r.get("environment") or {}).get("cpu") or m.get("cpu")
         for loop in LOOPS:
             m[loop]["round_medians_ms"] += r[loop]["round_medians_ms"]
             m[loop]["errors"] += r[loop]["errors"]
             m[loop]["contended"] |= bool(r[loop]["contended"])
+    peaks = machine_peaks(records)
     for m in merged.values():
+        m["peak"] = peaks.get(m["machine"])
         for loop in LOOPS:
             rounds = m[loop]["round_medians_ms"]
             m[loop]["median_ms"] = float(np.median(rounds)) if rounds else None
         m["ratio"] = ratio_of(m)
     return list(merged.values())
+
+
+def machine_peaks(records: list[dict]) -> dict[str, dict]:
+    """Per machine, the newest ``bench peak`` measurement any of its records carries: every row of a
+    machine, in the overhead and the speed tables alike, reads this one measurement, never an older one
+    a record kept (a peak computed before a rule was corrected stays in its record, unread)."""
+    newest: dict[str, dict] = {}
+    for r in records:
+        peak = (r.get("environment") or {}).get("peak")
+        if not isinstance(peak, dict):
+            continue
+        machine, when = machine_of(r), str(peak.get("measured_at") or "")  # undated: the oldest
+        if machine not in newest or when > str(newest[machine].get("measured_at") or ""):
+            newest[machine] = peak
+    return newest
 
 
 def by_machine(combos: list[dict]) -> dict[str, list[dict]]:
@@ -199,6 +215,10 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
     table = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt), disable_numparse=True)
     notes = [f"measured peak, {p}: {b['gflops']:.0f} GFLOP/s, {b['kernel']} ({b['library']})"
              for p, b in sorted(peaks.items())]
+    measured = next((r["peak"].get("measured_at") for r in combos if r.get("peak")), None)
+    if measured:
+        notes.append(f"peaks: `bench peak` measured {measured}, the newest among this machine's records; every row "
+                     "and the overhead section use this one measurement")
     theory = next((r["peak"]["theoretical"] for r in combos if (r.get("peak") or {}).get("theoretical")), None)
     if theory:
         for p in ("fp32", "bf16", "fp16"):

@@ -83,3 +83,21 @@ def test_records_of_two_machines_never_pool_and_each_gets_its_own_table():
     overhead = render_overhead([epyc, xeon], "markdown")
     assert overhead.count("### Measured on") == 2
     assert overhead.count("1 of 1 measured combinations at or below") == 2
+
+
+def test_every_row_of_a_machine_reads_its_newest_peak_measurement():
+    """overhead.md and speed.md read one peak per machine: the newest measurement, never an older one
+    a record kept (an old record's peak computed under a wrong rule stays unread)."""
+    old, new = _record("fp32", 20.0), _record("fp32", 40.0)
+    new["spec"]["image_size"] = 112
+    stale = {"kernels": {"torch.mm fp32": {"precision": "fp32", "gflops": 415.0, "library": "old"}},
+             "theoretical": {"cores": 2, "clock_mhz": 2500.0,
+                             "fp32": {"gflops": 80.0, "flop_per_cycle": 16, "assumption": "a wrong rule"}},
+             "measured_at": "2026-12-05T15:00:00Z"}
+    old["environment"] = old["environment"] | {"peak": stale}
+    new["environment"] = new["environment"] | {"peak": PEAK | {"measured_at": "2026-12-05T22:00:00Z"}}
+    table = render_speed([old, new])
+    assert "measured peak, fp32: 200 GFLOP/s" in table and "415" not in table and "a wrong rule" not in table
+    assert "measured 2026-12-05T22:00:00Z" in table
+    rows = [line for line in table.splitlines() if " fp32 " in line and "resnet18" in line]
+    assert len(rows) == 2 and all("%" in row for row in rows)
