@@ -35,11 +35,12 @@ def write_image_folder(root: Path, splits=("train", "test"), classes=("a", "b"),
 
 @pytest.fixture(scope="session", autouse=True)
 def no_child_left_behind():
-    """The test run leaves no ``bench _exec``/``bench _step`` process alive (of its own)."""
-    from .processes import bench_children, wait_for_none
-    before = {pid for pid, _ in bench_children()}
+    """The test run leaves no ``bench _exec``/``bench _step`` process alive of its own; a sweep running
+    beside the tests (a user's, not started by them) is never touched."""
+    from .processes import SESSION, wait_for_none
+    os.environ[SESSION] = str(os.getpid())  # inherited by every process the tests start
     yield
-    left = [(pid, cmd) for pid, cmd in wait_for_none("", 15) if pid not in before]
+    left = wait_for_none("", 15, session_only=True)
     for pid, _ in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"the tests left bench children running: {left}"

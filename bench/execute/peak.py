@@ -13,7 +13,7 @@ from pathlib import Path
 from backends.settings import child_env
 from bench.core.errors import BenchError
 from bench.core.files import atomic_path, default_cache_dir
-from bench.measure.environment import cpu_flags, cpu_model, cpu_vendor
+from bench.measure.environment import cpu_flags, cpu_model, cpu_vendor, git_commit
 from bench.measure.peak import PEAK_KERNELS, clock_mhz, theoretical
 from bench.measure.timing import machine_lock
 
@@ -61,7 +61,7 @@ def ensure_peak(cache_dir: Path | None = None, force: bool = False, seconds: flo
             tail = err.read_text(errors="replace").strip().splitlines()[-1:] or [f"exit {code}"]
             raise BenchError(f"measuring the machine's peak failed: {tail[0]}")
         measured = json.loads(out.read_text())
-    peak = {"measured_at": utc_now(), "key": peak_key(), **measured,
+    peak = {"measured_at": utc_now(), "key": peak_key(), "git": git_commit(), **measured,
             "theoretical": theoretical(cpu_flags(), int(measured.get("threads") or os.cpu_count() or 1), clock_mhz(),
                                       cpu_vendor())}
     path = peak_path(cache_dir)

@@ -15,18 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.kinds import StudyRecord
+from bench.records.store import file_stamp, write_json_new
 from bench.plan.study import Study, select
 from bench.plan.sweep import plan_sweep
 
 
-def study_record(study: Study, winner: int | None, rows: list[dict], seeds: list[int]) -> dict:
-    rec = {"schema_version": SCHEMA_VERSION, "kind": "study", "created": utc_now(), **study.to_json(),
-           "winner": winner, "trial_results": rows, "seeds": seeds,
-           "winner_point": rows[winner]["point"] if winner is not None else None}
-    if winner is None:
-        rec["error"] = "no trial finished with a validation score: no winner, no final runs"
-    return rec
+def study_record(study: Study, winner: int | None, rows: list[dict], seeds: list[int], records: list[dict]) -> dict:
+    """The study's record (``bench.records.kinds.StudyRecord``), measured where its trials ran."""
+    return StudyRecord.new(study.to_json(), winner, rows, seeds, records).to_json()
 
 
 def run_studies(studies: list[Study], seeds: list[int], opts, run_plan: Callable) -> list[dict]:
@@ -38,7 +35,7 @@ def run_studies(studies: list[Study], seeds: list[int], opts, run_plan: Callable
     finals = []
     for study in studies:
         winner, rows = select(study, records)
-        rec = study_record(study, winner, rows, seeds)
+        rec = study_record(study, winner, rows, seeds, records)
         path = write_json_new(Path(opts.out) / f"{file_stamp(rec['created'])}_study_{study.key}.json", rec)
         if winner is None:
             print(f"study {study.key} ({study.describe()}): {rec['error']} -> {path}")

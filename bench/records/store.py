@@ -12,8 +12,9 @@ Schema (version 2), keys of a run record:
   loaded/dropped), curve (one dict per epoch), timing (StepTimer.summary(): compile,
   warm-up, steady state, data wait, contention), accuracy (final with its 95% Wilson
   interval, best, selected on validation), flags (collapsed runs), time_to_accuracy.
-Version 1 (no group_hash, settings, contention or flags) is still read. Speed records
-(``bench overhead``, ``bench tune``) carry a ``kind`` and are read with ``kind=``.
+Version 1 (no group_hash, settings, contention or flags) is still read. Records of other kinds
+(study, overhead, tune, profile, peak) carry a ``kind`` and are read with ``kind=``; every kind is
+a class in ``bench.records.kinds`` whose ``from_json`` is the check a record passes when read.
 """
 from __future__ import annotations
 
@@ -21,24 +22,20 @@ import json
 import math
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.core.files import atomic_path
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # a record's "created" and "finished"
+from .kinds import KINDS
+from .schema import READABLE_VERSIONS, SCHEMA_VERSION, TIMESTAMP, Invalid, utc_now  # noqa: F401 (re-exported)
+
 RUN = "run"                      # the kind of a training run's record (it has no "kind" key)
 
 
 class OtherKind(BenchError):
     """A readable record of another kind than the one asked for."""
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime(TIMESTAMP)
 
 
 def parse_time(text) -> datetime | None:
@@ -143,9 +140,8 @@ MAX_RECORD_BYTES = 64 << 20
 
 
 def read_record(path: Path, kind: str = RUN) -> dict:
-    """One record of ``kind`` (``run``, ``overhead``, ``tune``, ``study``), parsed and, for a run
-    record, checked (``bench.records.schema``); BenchError naming the file and the reason otherwise."""
-    from .schema import Invalid, check_run_record
+    """One record of ``kind`` (``run``, ``study``, ``overhead``, ``tune``, ``profile``, ``peak``), parsed
+    and checked by its class (``bench.records.kinds``); BenchError naming the file and the reason otherwise."""
     try:
         if Path(path).stat().st_size > MAX_RECORD_BYTES:
             raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
@@ -166,10 +162,12 @@ def read_record(path: Path, kind: str = RUN) -> dict:
         missing = [k for k in ("config", "config_hash", "status") if k not in rec]
         if missing or not isinstance(rec.get("config"), dict):
             raise BenchError(f"{path}: not a bench record (missing {', '.join(missing) or 'a config object'})")
-        try:
-            check_run_record(rec)
-        except Invalid as e:
-            raise BenchError(f"{path}: a malformed record: {e}") from None
+    if kind not in KINDS:
+        raise BenchError(f"{path}: no record kind {kind!r} (kinds: {', '.join(KINDS)})")
+    try:
+        KINDS[kind].from_json(rec)
+    except Invalid as e:
+        raise BenchError(f"{path}: a malformed {kind} record: {e}") from None
     return rec
 
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bench.plan.config import ADDED_LATER, RunConfig
+from bench.records.kinds import Machine, RunRecord
 from bench.plan.recipe import recipe_label
 
 # Fields that name a row in tables; the others are shown only where two rows differ in them.
@@ -45,29 +46,14 @@ def pair_key(config: dict) -> tuple:
         (k, str(v)) for k, v in config.items() if k not in skip and ADDED_LATER.get(k, object()) != v))
 
 
-# The CPU flags that decide which kernels a framework picks (two machines differing only in others,
-# e.g. a hypervisor's flags, count as one machine).
-ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse", "ssse", "vnni", "bf16", "fp16")
-
-
-def _isa_flags(env: dict) -> list[str]:
-    return sorted(f for f in env.get("cpu_flags") or [] if f.startswith(ISA_PREFIXES))
-
-
 def machine_key(rec: dict) -> str:
-    """What identifies the machine a record ran on: CPU model, its ISA flags, cores and GPUs."""
-    env = rec.get("environment") or {}
-    return "|".join([str(env.get("cpu") or "?"), " ".join(_isa_flags(env)), str(env.get("cpu_count") or "?"),
-                     ",".join(env.get("gpu") or [])])
+    """What identifies the machine a record ran on (``bench.records.kinds.Machine.key``)."""
+    return Machine.of(rec.get("environment")).key
 
 
 def start_of(rec: dict) -> str | None:
-    """The sha256 of the weights a fine-tuned arm started from (None for other arms, and for a
-    fine-tuned arm whose record names no file: a zoo's own weights, or a record from before)."""
-    if rec["config"]["arm"] != "finetune":
-        return None
-    weights = (rec.get("model") or {}).get("weights") or {}
-    return weights.get("sha256") if isinstance(weights.get("sha256"), str) else None
+    """The sha256 of the weights a fine-tuned arm started from (``RunRecord.start``)."""
+    return RunRecord(rec).start
 
 
 @dataclass
@@ -166,7 +152,7 @@ def _where(group: Group, alike: list[Group]) -> list[str]:
     if len({g.machine for g in alike}) > 1:
         words = {g.machine_label for g in alike}
         label = group.machine_label if len(words) == len({g.machine for g in alike}) else \
-            f"{group.machine_label} [{' '.join(_isa_flags(group.runs[0].get('environment') or {}))}]"
+            f"{group.machine_label} [{' '.join(Machine.of(group.runs[0].get('environment')).isa)}]"
         out.append(f"machine={label}")
     if len({g.start for g in alike}) > 1:
         out.append(f"start={(group.start or 'unrecorded')[:12]}")
@@ -217,12 +203,7 @@ def clean_step_ms(rec: dict) -> float | None:
 
 
 def machine_of(rec: dict, versions: bool = False) -> str:
-    """The machine a record was measured on (CPU, widest ISA, cores, GPUs); with ``versions``, its
-    framework versions too."""
+    """The machine a record was measured on in words (``Machine.label``: CPU, widest ISA, cores, GPUs);
+    with ``versions``, its framework versions too."""
     env = rec.get("environment") or {}
-    flags = set(env.get("cpu_flags") or [])
-    isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "-"
-    gpu = ", ".join(env.get("gpu") or []) or "no gpu"
-    out = f"{env.get('cpu') or '?'} ({isa}, {env.get('cpu_count') or '?'} cores, {gpu})"
-    return out + (" " + str(sorted((env.get("frameworks") or {}).items())) if versions else "")
-
+    return Machine.of(env).label + (" " + str(sorted((env.get("frameworks") or {}).items())) if versions else "")

@@ -122,6 +122,10 @@ def _sitting(combos: list[dict]) -> str:
          else "no combination measured while other processes used the CPU")
 
 
+OVERHEAD_HEADERS = ("design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms",
+                    "harness/native", "rounds", "per round", "errors")
+
+
 def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 1.05) -> str:
     return _per_machine(records, fmt, lambda combos: _overhead_table(combos, fmt, target))
 
@@ -134,16 +138,13 @@ def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
         busy = " †" if n["contended"] or h["contended"] else ""
         spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r["round_ratios"] else "-")
         errors = "; ".join(n["errors"] + h["errors"])
-        rows.append([_design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
-                     "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
-                     "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
-                     ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]),
-                     spread, errors or ""])
-    headers = ["design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms", "harness/native",
-               "rounds", "per round", "errors"]
-    if not any(row[-1] for row in rows):
-        headers, rows = headers[:-1], [row[:-1] for row in rows]
-    table = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt),
+        rows.append(dict(zip(OVERHEAD_HEADERS, [
+            _design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
+            "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
+            "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
+            ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]), spread, errors])))
+    headers = [k for k in OVERHEAD_HEADERS if k != "errors" or any(row["errors"] for row in rows)]
+    table = tabulate([[row[k] for k in headers] for row in rows], headers=headers, tablefmt=tablefmt(fmt),
                      disable_numparse=True)
     notes = []
     for design in sorted({_design(r) for r in combos}):
@@ -152,7 +153,7 @@ def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
         refused = sum(1 for x in ratios if x is None)
         notes.append(f"{design}: {within} of {len(ratios) - refused} measured combinations at or below "
                      f"harness/native {target}" + (f" ({refused} refused or not measured)" if refused else ""))
-    if any("†" in row[8] for row in rows):
+    if any("†" in row["harness/native"] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
     notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)

@@ -16,9 +16,10 @@ from tabulate import tabulate
 from bench.measure.stats import difference_of_proportions, holm, mean_interval, paired_difference, paired_p
 from bench.plan.config import ADDED_LATER, RunConfig
 from bench.plan.study import Study, select
+from bench.records.kinds import StudyRecord
 
 from .format import tablefmt
-from .groups import Group, group_records, paired_finals, row_label, timed_runs
+from .groups import Group, group_records, machine_of, paired_finals, row_label, timed_runs
 
 ALPHA = 0.05  # a ranking's family-wise error rate (Holm)
 # What a study sets or changes in the arm it tunes: the tuned arm and the arm at its recipe are the same
@@ -33,11 +34,30 @@ def study_of(rec: dict) -> Study:
     return Study(RunConfig.from_json(rec["arm"]), rec["trials"], rec["sampler_seed"])
 
 
-def latest_studies(studies: list[dict]) -> list[dict]:
-    """One record per study key: the latest (a resumed study writes its selection again)."""
-    out: dict[str, dict] = {}
+def study_machine(rec: dict, trial_machines: dict[str, set[str]] | None = None) -> str:
+    """Where a study's trials ran, in words: its record's environment, or for an older record that
+    names none, the one machine its trials' records name (``trial_machines``: study key -> labels)."""
+    if rec.get("environment"):
+        return StudyRecord(rec).machine.label
+    found = (trial_machines or {}).get(rec["key"], set())
+    return next(iter(found)) if len(found) == 1 else "not recorded"
+
+
+def trial_machines(records: list[dict]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in records:
+        if r["config"].get("study") and r["config"].get("trial") is not None and r.get("environment"):
+            out.setdefault(r["config"]["study"], set()).add(machine_of(r))
+    return out
+
+
+def latest_studies(studies: list[dict], records: list[dict] = ()) -> list[dict]:
+    """One record per study key and machine: the latest (a resumed study writes its selection again);
+    the same study run on two machines is two studies."""
+    out: dict[tuple, dict] = {}
+    machines = trial_machines(list(records))
     for rec in sorted(studies, key=lambda r: r.get("created", "")):
-        out[rec["key"]] = rec
+        out[(rec["key"], study_machine(rec, machines))] = rec
     return list(out.values())
 
 
@@ -85,18 +105,20 @@ def agreement(recs: dict[str, dict]) -> str:
     return said + (f"; {', '.join(unknown)}: not scored" if unknown else "")
 
 
-def render_chosen(studies: list[dict], fmt: str = "terminal") -> str:
-    studies = latest_studies(studies)
+def render_chosen(studies: list[dict], fmt: str = "terminal", records: list[dict] = ()) -> str:
+    machines = trial_machines(list(records))
+    studies = latest_studies(studies, records)
     backends = sorted({s["arm"]["backend"] for s in studies})
     by_arm: dict[tuple, dict[str, dict]] = {}
     for s in studies:
         a = s["arm"]
-        by_arm.setdefault((a["experiment"], a["model"], arm_label(a), s["trials"]), {})[a["backend"]] = s
-    rows = [[exp, model, label, n] + [_point(recs[b]) if b in recs else "-" for b in backends] + [agreement(recs)]
-            for (exp, model, label, n), recs in sorted(by_arm.items())]
+        by_arm.setdefault((a["experiment"], a["model"], arm_label(a), s["trials"], study_machine(s, machines)),
+                          {})[a["backend"]] = s
+    rows = [[exp, model, label, n] + [_point(recs[b]) if b in recs else "-" for b in backends]
+            + [agreement(recs), machine] for (exp, model, label, n, machine), recs in sorted(by_arm.items())]
     if not rows:
         return ""
-    return tabulate(rows, headers=["experiment", "model", "arm", "trials"] + backends + ["frameworks"],
+    return tabulate(rows, headers=["experiment", "model", "arm", "trials"] + backends + ["frameworks", "machine"],
                     tablefmt=tablefmt(fmt), disable_numparse=True)
 
 
@@ -172,8 +194,10 @@ def _median_s(values) -> str:
 def study_problems(studies: list[dict], records: list[dict]) -> list[str]:
     """Lines for studies whose record disagrees with what their trials' records give."""
     out = []
-    for rec in latest_studies(studies):
-        winner, rows = select(study_of(rec), records)
+    machines = trial_machines(records)
+    for rec in latest_studies(studies, records):
+        where = study_machine(rec, machines)  # its own trials: the same study run elsewhere has its own
+        winner, rows = select(study_of(rec), [r for r in records if where == "not recorded" or machine_of(r) == where])
         missing = sum(r["status"] != "ok" for r in rows)
         if winner != rec.get("winner"):
             out.append(f"- study {rec['key']}: its record names trial {rec.get('winner')}, its trials' records give "

@@ -125,18 +125,16 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]
     rows = []
     for g in groups:
         s = speed(g)
-        rows.append([g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), row_label(g),
-                     _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
-                     _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
-                     _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
-                     achieved(g, s["ms"]),
-                     _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
-                     _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"), g.machine_label])
-    headers = list(TABLE_HEADERS)
-    if all(row[8] == "-" for row in rows):  # no run carved a validation split
-        headers.pop(8)
-        rows = [row[:8] + row[9:] for row in rows]
-    return headers, rows, groups
+        rows.append(dict(zip(TABLE_HEADERS, [
+            g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), row_label(g),
+            _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
+            _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
+            _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
+            achieved(g, s["ms"]), _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
+            _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"), g.machine_label])))
+    # a column no run fills (no run carved a validation split) is left out
+    headers = [h for h in TABLE_HEADERS if h != "top-1 (val-selected)" or any(row[h] != "-" for row in rows)]
+    return headers, [[row[h] for h in headers] for row in rows], groups
 
 
 def render_table(records: list[dict], fmt: str = "terminal") -> str:
@@ -430,7 +428,7 @@ def report_sections(records: list[dict], fmt: str = "terminal", studies=()) -> l
              render_recipes(records, fmt)),
             ("tuning", "What tuning buys: each arm tuned against its recipe (one machine, one starting file, "
              "seeds paired)", render_tuning_gains(records, fmt)),
-            ("chosen", "Each tuned: what every backend's study chose", render_chosen(list(studies), fmt)),
+            ("chosen", "Each tuned: what every backend's study chose", render_chosen(list(studies), fmt, records)),
             ("ranking", "Strategy ranking, each tuned (test top-1)", render_ranking(records, fmt)),
             ("tta", "Time to target, both clocks", render_time_to_target(records, fmt)
              if any(r["config"].get("study") for r in records) else ""),

@@ -33,7 +33,8 @@ from bench.execute.flops import flops_of
 from bench.execute.peak import ensure_peak
 from bench.measure.environment import capture_environment
 from bench.plan.strategies import make_plan
-from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.kinds import OverheadRecord
+from bench.records.store import file_stamp, write_json_new
 
 from .step import LOOPS, measure, step_spec
 
@@ -41,26 +42,26 @@ DEFAULT_OUT = Path("runs-overhead")
 
 
 def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) -> dict:
-    rec = {"schema_version": SCHEMA_VERSION, "kind": "overhead", "created": utc_now(), "spec": spec,
-           "settings": settings}
+    """The record (``bench.records.kinds.OverheadRecord``) of one combination's rounds."""
+    loops, environment = {}, None
     for loop in LOOPS:
         ok = [r for r in results[loop] if "error" not in r]
         steps = [t for r in ok for t in r["steps_ms"]]
-        rec[loop] = {"rounds": len(results[loop]), "errors": [r["error"] for r in results[loop] if "error" in r],
-                     "median_ms": float(np.median(steps)) if steps else None,
-                     "round_medians_ms": [r["stats"]["median_ms"] for r in ok],
-                     "round_steps_ms": [r["steps_ms"] for r in ok],
-                     "compile_ms": [r["compile_ms"] for r in ok], "n": len(steps),
-                     "contended": any(r["contention"].get("busy") for r in ok)}
-        if ok:
-            rec["environment"] = ok[0]["environment"]
-    if "environment" not in rec:  # every round refused or failed: the machine still, from the parent
-        rec["environment"] = capture_environment({}, settings=settings)
-    n, h = rec["native"]["round_medians_ms"], rec["harness"]["round_medians_ms"]
-    if rec["native"]["median_ms"] and rec["harness"]["median_ms"]:
-        rec["round_ratios"] = [b / a for a, b in zip(n, h)]
-        rec["ratio"] = ratio_of(rec)
-    return rec
+        loops[loop] = {"rounds": len(results[loop]), "errors": [r["error"] for r in results[loop] if "error" in r],
+                       "median_ms": float(np.median(steps)) if steps else None,
+                       "round_medians_ms": [r["stats"]["median_ms"] for r in ok],
+                       "round_steps_ms": [r["steps_ms"] for r in ok],
+                       "compile_ms": [r["compile_ms"] for r in ok], "n": len(steps),
+                       "contended": any(r["contention"].get("busy") for r in ok)}
+        environment = ok[0]["environment"] if ok else environment
+    if environment is None:  # every round refused or failed: the machine still, from the parent
+        environment = capture_environment({}, settings=settings)
+    n, h = loops["native"]["round_medians_ms"], loops["harness"]["round_medians_ms"]
+    extra = {}
+    if loops["native"]["median_ms"] and loops["harness"]["median_ms"]:
+        extra["round_ratios"] = [b / a for a, b in zip(n, h)]
+        extra["ratio"] = ratio_of(extra)
+    return OverheadRecord.new(spec, loops, settings, environment, **extra).to_json()
 
 
 def ratio_of(rec: dict) -> float | None:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from bench.plan.config import precision_of
-from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.kinds import ProfileRecord
+from bench.records.store import file_stamp, write_json_new
 
 from .step import measure, step_spec
 
@@ -33,11 +34,13 @@ def profile_loop(spec: dict) -> dict:
                                device=spec["device"], precision=precision_of(spec))
     for _ in range(1 + spec["warmup"]):  # the compile step, then the warm-up
         step()
+    from bench.measure.timing import ContentionProbe
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
-        t0 = time.perf_counter()
+        probe, t0 = ContentionProbe().start(), time.perf_counter()
         ops = backend.profile(step, spec["steps"], scratch)
         wall_ms = (time.perf_counter() - t0) * 1e3
-    return {"ops_ms": ops, "wall_ms": wall_ms, "versions": backend.versions()}
+        contention = probe.stop()
+    return {"ops_ms": ops, "wall_ms": wall_ms, "versions": backend.versions(), "contention": contention}
 
 
 def measure_profiles(args) -> list[dict]:
@@ -47,8 +50,7 @@ def measure_profiles(args) -> list[dict]:
         spec = step_spec(backend, model, size, args.strategy, "native", args, precision)
         print(f"{backend} {model} {size}px {precision}: ", end="", flush=True)
         got = measure(spec, dict(args.set), args.timeout, child="_profile")
-        rec = {"schema_version": SCHEMA_VERSION, "kind": "profile", "created": utc_now(), "spec": spec,
-               "settings": dict(args.set)} | got
+        rec = ProfileRecord.new(spec, dict(args.set), dict(got)).to_json()
         write_json_new(Path(args.out) / f"{file_stamp(rec['created'])}_profile_{backend}_{model}_{size}px_{precision}.json", rec)
         print(got.get("error") or f"{sum(got['ops_ms'].values()):.0f} ms of operators in {got['wall_ms']:.0f} ms",
               flush=True)

@@ -17,7 +17,8 @@ import numpy as np
 
 from backends.registry import backend_info
 from bench.execute.peak import ensure_peak
-from bench.records.store import SCHEMA_VERSION, file_stamp, utc_now, write_json_new
+from bench.records.kinds import TuneRecord
+from bench.records.store import file_stamp, write_json_new
 from bench.measure.environment import cpu_flags
 from bench.plan.config import PRECISIONS
 
@@ -45,6 +46,7 @@ def tune_backend(backend: str, args) -> dict:
     settings = [("(defaults)", "")] + candidates(backend, args.knob)
     rows = [{"knob": name, "value": value, "ms": {}, "rounds_ms": {}, "compile_ms": {}, "errors": {}, "busy": False}
             for name, value in settings]
+    environment = None  # the machine, commit and settings as the first measured step reports them
     for _ in range(args.rounds):
         for i, (name, value) in enumerate(settings):
             env = dict(args.set) | ({} if name in ("(defaults)", PRECISION) else {name: value})
@@ -60,13 +62,13 @@ def tune_backend(backend: str, args) -> dict:
                     rows[i]["rounds_ms"].setdefault(key, []).append(result["stats"]["median_ms"])
                     rows[i]["compile_ms"].setdefault(key, []).append(result["compile_ms"])
                     rows[i]["busy"] |= bool(result["contention"].get("busy"))
+                    environment = result.get("environment") or environment
             print(f"  {name}={value}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in rows[i]["rounds_ms"].items()),
                   flush=True)
     for row in rows:
         row["ms"] = {key: float(np.median(medians)) for key, medians in row["rounds_ms"].items()}
-    return {"schema_version": SCHEMA_VERSION, "kind": "tune", "created": utc_now(), "backend": backend,
-            "defaults": defaults, "strategy": args.strategy, "batch_size": args.batch_size,
-            "rounds": args.rounds, "rows": rows, "peak": ensure_peak()}
+    return TuneRecord.new(backend, defaults, args.strategy, args.batch_size, args.rounds, rows, ensure_peak(),
+                          environment).to_json()
 
 
 def measure_tune(args) -> list[dict]:
