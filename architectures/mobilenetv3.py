@@ -107,5 +107,5 @@ register(ArchSpec(
     recipe=Recipe(source="MindCV custom-dataset guide (Aircraft): Momentum 0.9, lr 0.002 "
                          "(configs/mobilenetv3 wd 2e-5)",
                   optimizer="momentum", lr=2e-3, momentum=0.9, weight_decay=2e-5, scratch_lr=2e-2),
-    num_features=PRE_LOGITS, bn_eps=1e-3,
+    num_features=PRE_LOGITS, bn_eps=1e-3, config={"dropout": 0.2},  # before the last Dense, as torchvision's
 ))

@@ -204,7 +204,7 @@ class MobileNetV3Small(nn.Module):
             *[InvertedResidual(b, spec) for b in specs],
             _conv_bn_act(specs[-1]["cout"], LAST, 1, 1, spec, nn.Hardswish))
         self.classifier = nn.Sequential(nn.Linear(LAST, PRE_LOGITS), nn.Hardswish(inplace=True),
-                                        nn.Dropout(0.2), nn.Linear(PRE_LOGITS, num_classes))
+                                        nn.Dropout(spec.config["dropout"]), nn.Linear(PRE_LOGITS, num_classes))
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")

@@ -162,12 +162,33 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
                      + "; ".join(f"{g.label('backend')} {g.label('experiment')} {row_label(g)} seed "
                                  f"{r['config']['seed']} ({100 * r['timing']['contention'].get('other_share', 0):.0f}% "
                                  "other CPU)" for g, r in contended))
+    unseeded = [g for g in groups if any(not reproducible(r) for r in g.runs)]
+    if unseeded:
+        lines.append("- seeds that do not reproduce: " + "; ".join(
+            f"{g.label('backend')} {g.label('experiment')} {g.label('model')} {row_label(g)}" for g in unseeded)
+            + ". These ran before the MindSpore backend drew its dropout masks from a seeded op: MindSpore 2.9's "
+            "CPU Dropout draws different masks from one seed in different processes (docs/traps.md), so a rerun of "
+            "one of their seeds gives another result; their spread over seeds includes that variation")
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]
     lines += [f"- not finished: {r['config']['backend']} {r['config']['arm']} {r['config']['strategy']} "
               f"seed {r['config']['seed']}: {r['status']}: {r.get('error')}" for r in failed]
     return "\n".join(lines)
+
+
+def reproducible(rec: dict) -> bool:
+    """False for a run known not to reproduce for its seed: a MindSpore run of an architecture with dropout
+    from before the backend recorded its determinism (it used MindSpore's own unseeded-in-effect Dropout)."""
+    from architectures import get_spec
+    from bench.core.errors import ConfigError
+    c = rec["config"]
+    if c["backend"] != "mindspore" or "determinism" in (rec.get("environment") or {}):
+        return True
+    try:
+        return not get_spec(c["model"]).config.get("dropout")
+    except ConfigError:  # an architecture this bench does not know: nothing to say about it
+        return True
 
 
 def render_strategy_matrix(records: list[dict], fmt: str = "terminal") -> str:

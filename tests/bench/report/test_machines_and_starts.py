@@ -90,3 +90,14 @@ def test_the_model_scale_lines_show_raw_and_holm_adjusted_p():
     line = [ln for ln in text.splitlines() if ln.startswith("  - fake, seeds paired")][0]
     assert "efficientnet_lite2 − efficientnet_lite0 +0.102 (p " in line and ", Holm " in line
     assert "resolved" in line and "Holm's step-down adjustment" in text
+
+
+def test_mindspore_rows_from_before_seeded_dropout_say_their_seeds_do_not_reproduce():
+    old = record(backend="mindspore", model="efficientnet_lite0")
+    new = record(backend="mindspore", model="efficientnet_lite0", seed=1)
+    new["environment"] = {"determinism": {"reproducible": True, "how": "seeded dropout"}}
+    resnet = record(backend="mindspore", model="resnet18", strategy="linear-probe")
+    text = render_table([old, new, resnet], "markdown")
+    note = [ln for ln in text.splitlines() if ln.startswith("- seeds that do not reproduce")]
+    assert len(note) == 1 and "efficientnet_lite0 full" in note[0] and "resnet18" not in note[0]
+    assert "seeds that do not reproduce" not in render_table([new, resnet], "markdown")
