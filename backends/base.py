@@ -20,8 +20,10 @@ has finished the work, so wall-clock timing around a call is honest):
 - ``Model.configure(plan, optim)`` applies a ``bench.plan.strategies.Plan``: the backend
   translates it once with :func:`translate` (frozen parameters, frozen BatchNorm
   statistics, lr multiplier per parameter, from the architecture's stage map) and
-  builds its optimizer; its reference loop (``Backend.native_step``) applies the same
-  translation.
+  builds its optimizer. Its reference loop (``Backend.native_step``) shares none of this: it
+  freezes, sets multipliers and builds the optimizer in the framework's own idiom, reading only
+  the strategy's declaration and the spec's stage map, so ``bench overhead`` sees any cost the
+  harness's own mechanism adds.
 - ``Model.train_step(x, y) -> (mean loss, n correct)``; ``Model.predict(x) -> logits``.
 """
 from __future__ import annotations

@@ -107,7 +107,7 @@ def _batchnorms(net: nn.Cell):
 
 
 def param_plan(net: nn.Cell, view, plan, decay_filter: str = "all") -> ParamPlan:
-    """The one translation of a strategy for a MindSpore network (harness and reference loop)."""
+    """The harness's one translation of a strategy for a MindSpore network (the reference loop has its own)."""
     layers = {path: f"{path}.{next(bn.parameters_and_names())[0]}" for path, bn in _batchnorms(net)}
     learnable = {n: tuple(p.shape) for n, p in named_params(net).items() if p.requires_grad}  # BN statistics are not
     return translate(plan, view, learnable, layers, decay_filter)
@@ -505,38 +505,58 @@ class MindSporeBackend(Backend):
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
-    """The reference MindSpore loop, over a network from MindCV's own constructor (``create_model``;
-    EfficientNet-Lite0, in no zoo: the suite's builder): ``nn.TrainOneStepCell`` over
-    ``nn.WithLossCell`` and an ungrouped ``nn.Momentum`` (the fastest documented way, measured),
-    or for mixed precision ``amp.build_train_network(level="O2")`` (fp16: a fixed loss scale);
-    inputs already tensors. Only which parameters train comes from the suite (``param_plan``).
+    """The reference MindSpore loop, in MindSpore's own idiom and sharing no code with the harness:
+    the network from MindCV's own constructor (``create_model``; EfficientNet-Lite0, in no zoo, from the
+    architecture's builder), frozen stages by ``requires_grad = False``, frozen BatchNorm statistics by
+    ``use_batch_statistics = False``, all in its own lines; ``nn.TrainOneStepCell`` over
+    ``nn.WithLossCell`` and the optimizer the configuration names (``nn.Momentum`` or ``nn.Adam``,
+    ungrouped, the fastest documented way, where every stage has one lr; else one group per
+    multiplier), or for mixed precision ``amp.build_train_network(level="O2")`` (fp16: a fixed loss
+    scale); inputs already tensors. Which stage freezes or gets which multiplier is read from the
+    strategy's declaration and the spec's stage map, never from the harness's plan functions.
     Returns one step (synchronised)."""
     from mindcv.models import create_model
 
     from bench.plan.strategies import make_plan
-    _set_context(device, mode)
+    ms.set_device(DEVICE_TARGETS[device])
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     ms.set_seed(seed)
-    view = arch_view(arch, "mindspore")
+    view, plan = arch_view(arch, "mindspore"), make_plan(strategy)
     if view.names.zoo:
         net = create_model(view.names.zoo, num_classes=num_classes)
     else:
         net = view.build(num_classes, image_size=image_size, stem="imagenet", zoo=False)
-    for name, p in named_params(net).items():  # structural names, as the view's rules expect
-        p.name = name
-    apply_plan(net, param_plan(net, view, make_plan(strategy)))
+    groups: dict[float, list] = {}
+    for name, p in net.parameters_and_names():
+        if not p.requires_grad:  # BatchNorm's moving statistics
+            continue
+        stage = view.stage_of(name)
+        if plan.is_frozen(stage):
+            p.requires_grad = False
+        else:
+            groups.setdefault(plan.lr_mult[stage], []).append(p)
+    for name, cell in net.cells_and_names():
+        if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)) and plan.bn_frozen(view.stage_of(f"{name}.gamma")):
+            cell.use_batch_statistics = False
+    params = [p for ps in groups.values() for p in ps] if len(groups) == 1 else \
+        [{"params": ps, "lr": optim.lr * mult} for mult, ps in groups.items()]
     # fp16: TrainOneStepCell's sens scales the gradients by LOSS_SCALE, and the optimizer's own
     # loss_scale divides them back (MindSpore's documented pairing for a FixedLossScaleManager
     # that does not drop overflowing updates)
-    opt = nn.Momentum(net.trainable_params(), learning_rate=optim.lr, momentum=optim.momentum,
-                      weight_decay=optim.weight_decay, loss_scale=LOSS_SCALE if precision == "fp16" else 1.0)
+    scale = LOSS_SCALE if precision == "fp16" else 1.0
+    if optim.name == "adam":
+        opt = nn.Adam(params, learning_rate=optim.lr, weight_decay=optim.weight_decay, loss_scale=scale)
+    else:
+        opt = nn.Momentum(params, learning_rate=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                          loss_scale=scale)
     if precision == "fp32":
         train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
     else:
-        scale = ms.amp.FixedLossScaleManager(LOSS_SCALE, drop_overflow_update=False) if precision == "fp16" else None
+        manager = ms.amp.FixedLossScaleManager(LOSS_SCALE, drop_overflow_update=False) if precision == "fp16" else None
         try:
             with in_scratch():
                 train = ms.amp.build_train_network(net, opt, nn.CrossEntropyLoss(), level="O2",
-                                                   loss_scale_manager=scale, keep_batchnorm_fp32=True,
+                                                   loss_scale_manager=manager, keep_batchnorm_fp32=True,
                                                    cast_model_type=AMP_DTYPES[precision])
         except (TypeError, ValueError) as e:  # measured: bf16 is not a cast type MindSpore 2.9's O2 accepts
             raise unsupported_precision("MindSpore", ms.__version__, DEVICE_TARGETS[device], precision, e) from None
@@ -548,4 +568,6 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     def step() -> None:
         out = train(x, y)
         (out[0] if isinstance(out, tuple) else out).asnumpy()
+    step.lr_of = {n: optim.lr * mult for mult, ps in groups.items() for n in
+                  (name for name, p in net.parameters_and_names() if any(p is q for q in ps))}
     return step

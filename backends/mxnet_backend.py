@@ -51,7 +51,7 @@ def _blocks(block: nn.Block, kind, prefix: str = ""):
 
 
 def param_plan(net: nn.Block, view, plan, decay_filter: str = "all") -> ParamPlan:
-    """The one translation of a strategy for a Gluon network (harness and reference loop)."""
+    """The harness's one translation of a strategy for a Gluon network (the reference loop has its own)."""
     params = net._collect_params_with_prefix()
     layers = {path: f"{path}.{next(iter(bn._collect_params_with_prefix()))}" for path, bn in _blocks(net, nn.BatchNorm)}
     return translate(plan, view, {n: p.shape for n, p in params.items() if p.grad_req != "null"}, layers,
@@ -389,37 +389,61 @@ class GluonBackend(Backend):
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
-    """The fastest idiomatic Gluon loop, over a network from GluonCV's own constructor
-    (``model_zoo.get_model``; EfficientNet-Lite0, in no zoo: the suite's builder): Xavier init,
-    ``hybridize(static_alloc, static_shape)``, a ``gluon.Trainer``, a scalar mean loss,
+    """The reference Gluon loop, in Gluon's own idiom and sharing no code with the harness: the
+    network from GluonCV's own constructor (``model_zoo.get_model``; EfficientNet-Lite0, in no zoo,
+    from the architecture's builder), Xavier init, frozen stages by ``grad_req = 'null'``, lr
+    multipliers by ``lr_mult``, frozen BatchNorm statistics by ``use_global_stats``, all in its own
+    lines; ``hybridize(static_alloc, static_shape)``; a ``gluon.Trainer`` over ``net.collect_params()``
+    (Gluon's documented form) with the optimizer the configuration names; a scalar mean loss,
     ``trainer.step(1)`` and ``loss.asscalar()`` to synchronise; AMP by ``amp.convert_hybrid_block``.
-    Only which parameters train comes from the suite (``param_plan``, the one translation).
-    Returns one step as a callable."""
+    Which stage freezes or gets which multiplier is read from the strategy's declaration and the
+    spec's stage map, never from the harness's plan functions. Returns one step as a callable."""
     from bench.plan.strategies import make_plan
     from .mxnet_models import gluoncv
-    ctx = _context(device)
+    ctx = mx.gpu(0) if device == "gpu" else mx.cpu()
     mx.random.seed(seed)
-    view = arch_view(arch, "mxnet")
+    view, plan = arch_view(arch, "mxnet"), make_plan(strategy)
     if view.names.zoo:
         net = gluoncv().model_zoo.get_model(view.names.zoo, classes=num_classes)
     else:
         net = view.build(num_classes, image_size=image_size, stem="imagenet", ctx=ctx, zoo=False)
     net.initialize(mx.init.Xavier(), ctx=ctx)
-    net(nd.zeros((1, 3, image_size, image_size), ctx=ctx))
-    trainable = apply_plan(net, param_plan(net, view, make_plan(strategy)))
+    x = nd.array(np.random.default_rng(seed).normal(0, 1, (batch, 3, image_size, image_size)), ctx=ctx)
+    y = nd.array(np.arange(batch) % num_classes, ctx=ctx)
+    net(x)
+    structural = net._collect_params_with_prefix()
+    stage_of = {p.name: view.stage_of(name) for name, p in structural.items()}
+    for p in net.collect_params().values():
+        if plan.is_frozen(stage_of[p.name]):
+            p.grad_req = "null"
+        else:
+            p.lr_mult = plan.lr_mult[stage_of[p.name]]
+    pending = [net]
+    while pending:  # every BatchNorm whose stage keeps its statistics
+        block = pending.pop()
+        pending.extend(block._children.values())
+        if isinstance(block, nn.BatchNorm) and plan.bn_frozen(stage_of[block.gamma.name]):
+            block._kwargs["use_global_stats"] = True
     if precision != "fp32":
-        net, mapping = amp_convert(net, precision, ctx, image_size)
-        trainable = {n: q for n, q in mapping.items() if q.grad_req != "null"}
+        try:
+            net.hybridize()
+            net(x)
+            amped = amp.convert_hybrid_block(net, target_dtype=AMP_DTYPES[precision], ctx=ctx)
+        except mx.base.MXNetError as e:
+            raise unsupported_precision("MXNet", mx.__version__, str(ctx), precision, e) from None
+        for p in amped.collect_params().values():  # the converted block's own Parameters, same names
+            if p.name in stage_of:
+                p.grad_req = "null" if plan.is_frozen(stage_of[p.name]) else "write"
+                p.lr_mult = plan.lr_mult.get(stage_of[p.name], 1.0)
+        net = amped
     if mode == "graph":
         net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(list(trainable.values()), "sgd",
-                            {"learning_rate": optim.lr, "momentum": optim.momentum, "wd": optim.weight_decay})
+    settings = {"learning_rate": optim.lr, "wd": optim.weight_decay}
+    trainer = gluon.Trainer(net.collect_params(), "adam" if optim.name == "adam" else "nag" if optim.nesterov
+                            else "sgd", settings if optim.name == "adam" else settings | {"momentum": optim.momentum})
     if precision == "fp16":
         amp.init_trainer(trainer)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    rng = np.random.default_rng(seed)
-    x = nd.array(rng.normal(0, 1, (batch, 3, image_size, image_size)), ctx=ctx)
-    y = nd.array(np.arange(batch) % num_classes, ctx=ctx)
 
     def step() -> None:
         with autograd.record():
@@ -431,4 +455,5 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
             loss.backward()
         trainer.step(1)
         loss.asscalar()
+    step.lr_of = {n: optim.lr * p.lr_mult for n, p in structural.items() if p.grad_req != "null"}
     return step

@@ -54,7 +54,7 @@ def channels_last(view) -> bool:
 
 
 def param_plan(net: nn.Module, view, plan, decay_filter: str = "all") -> ParamPlan:
-    """The one translation of a strategy for a torch network (harness and reference loop)."""
+    """The harness's one translation of a strategy for a torch network (the reference loop has its own)."""
     layers = {path: f"{path}.weight" for path, m in net.named_modules()
               if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))}
     return translate(plan, view, {n: tuple(p.shape) for n, p in net.named_parameters()}, layers, decay_filter)
@@ -389,31 +389,46 @@ def load_zoo_weights(net: nn.Module, spec) -> None:
 
 def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, strategy: str,
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
-    """The reference PyTorch loop: ``zero_grad``, ``cross_entropy``, ``backward``, ``step`` (under
-    ``torch.autocast`` for mixed precision, a ``GradScaler`` for fp16), tensors already on the
-    device. The network is plain ``torch.nn`` (the suite's torchvision-structured modules:
-    torchvision has no CPU build here). Returns one step (synchronised on CUDA)."""
+    """The reference PyTorch loop, in PyTorch's own idiom and sharing no code with the harness: the
+    network from the architecture's builder (torchvision has no CPU build here, so the builder is the
+    one constructor there is), contiguous NCHW, frozen stages by ``requires_grad_(False)``, frozen
+    BatchNorm statistics by ``eval()``, one ``torch.optim`` parameter group per lr multiplier, the
+    optimizer the configuration names; ``zero_grad``, ``cross_entropy``, ``backward``, ``step``
+    (under ``torch.autocast`` for mixed precision, a ``GradScaler`` for fp16), tensors already on
+    the device. Which stage freezes or gets which multiplier is read from the strategy's declaration
+    and the spec's stage map, never from the harness's plan functions. Returns one step."""
     from bench.plan.strategies import make_plan
-    model = TorchBackend().create_model(arch, num_classes, seed=seed, image_size=image_size, device=device)
-    net, dev = model.net, model.device
-    trainable, frozen_bn = apply_plan(net, param_plan(net, model.table, make_plan(strategy)))
+    torch.manual_seed(seed)
+    dev = torch.device("cuda", 0) if device == "gpu" else torch.device("cpu")
+    view, plan = arch_view(arch, "torch"), make_plan(strategy)
+    net = view.build(num_classes, image_size=image_size, stem="imagenet").to(dev)
+    groups: dict[float, list] = {}
+    for name, p in net.named_parameters():
+        stage = view.stage_of(name)
+        p.requires_grad_(not plan.is_frozen(stage))
+        if p.requires_grad:
+            groups.setdefault(plan.lr_mult[stage], []).append(p)
+    fixed = [m for name, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and plan.bn_frozen(view.stage_of(f"{name}.weight"))]
     net.train()
-    for m in frozen_bn:
+    for m in fixed:
         m.eval()
-    forward = torch.compile(net) if model.compiled else net
-    opt = torch.optim.SGD(list(trainable.values()), lr=optim.lr,
-                          momentum=optim.momentum, weight_decay=optim.weight_decay)
+    param_groups = [{"params": ps, "lr": optim.lr * mult} for mult, ps in groups.items()]
+    if optim.name == "adam":
+        opt = torch.optim.Adam(param_groups, lr=optim.lr, weight_decay=optim.weight_decay)
+    else:
+        opt = torch.optim.SGD(param_groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                              nesterov=optim.nesterov)
     scaler = torch.amp.GradScaler(dev.type) if precision == "fp16" else None
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)
     y = (torch.arange(batch) % num_classes).to(dev)
-    if model.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast(dev, precision):
-            loss = F.cross_entropy(forward(x), y)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(net(x), y)
         if scaler is None:
             loss.backward()
             opt.step()
@@ -423,4 +438,5 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
             scaler.update()
         if dev.type == "cuda":
             torch.cuda.synchronize()
+    step.lr_of = {n: optim.lr * plan.lr_mult[view.stage_of(n)] for n, p in net.named_parameters() if p.requires_grad}
     return step

@@ -30,7 +30,7 @@ def profile_loop(spec: dict) -> dict:
     backend = get_backend(spec["backend"])
     step = backend.native_step(spec["model"], spec["classes"], image_size=spec["image_size"],
                                batch=spec["batch_size"], strategy=spec["strategy"],
-                               optim=OptimConfig("sgd", spec["lr"], 0.9, 1e-4), mode=spec["mode"],
+                               optim=OptimConfig(spec.get("optimizer", "sgd"), spec["lr"], 0.9, 1e-4), mode=spec["mode"],
                                device=spec["device"], precision=precision_of(spec))
     for _ in range(1 + spec["warmup"]):  # the compile step, then the warm-up
         step()

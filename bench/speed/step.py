@@ -23,10 +23,18 @@ from bench.measure.timing import machine_lock
 LOOPS = ("native", "harness")
 
 
+# What the reference loop is (a spec field, so records of an older reference never pool with newer ones):
+# each framework's own idiom, sharing no code with the harness (no plan application, no optimizer set-up).
+REFERENCE = "independent"
+
+
 def step_spec(backend: str, model: str, size: int, strategy: str, loop: str, args, precision: str = "fp32") -> dict:
+    """One measurement: both loops train with the optimizer of the architecture's own recipe."""
+    from architectures import get_spec
     return {"backend": backend, "model": model, "image_size": size, "strategy": strategy, "loop": loop,
             "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "classes": 5,
-            "lr": 0.01, "mode": "graph", "device": "cpu", "precision": precision}
+            "lr": 0.01, "optimizer": get_spec(model).recipe.optimizer, "reference": REFERENCE, "mode": "graph",
+            "device": "cpu", "precision": precision}
 
 
 # --- the child: the loops, timed ----------------------------------------------------------
@@ -37,7 +45,7 @@ def _build_loop(spec: dict):
     from bench.plan.strategies import make_plan
 
     backend = get_backend(spec["backend"])
-    optim = OptimConfig("sgd", spec["lr"], 0.9, 1e-4)
+    optim = OptimConfig(spec.get("optimizer", "sgd"), spec["lr"], 0.9, 1e-4)
     classes, size, batch = spec["classes"], spec["image_size"], spec["batch_size"]
     if spec["loop"] == "native":
         return backend, backend.native_step(spec["model"], classes, image_size=size, batch=batch,
