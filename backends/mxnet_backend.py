@@ -121,9 +121,12 @@ class ProtocolSGD(mx.optimizer.Optimizer):
         weight[:] -= lr * (g + self.momentum * state if self.nesterov else state)
 
 
-def make_trainer(params: list[gluon.Parameter], optim: OptimConfig) -> gluon.Trainer:
+def make_trainer(params, optim: OptimConfig) -> gluon.Trainer:
     """The Gluon optimizer of ``optim`` (``sgd`` and ``momentum``: SGD with momentum; ``nag`` for
-    Nesterov; under a changing lr with momentum, :class:`ProtocolSGD`)."""
+    Nesterov; under a changing lr with momentum, :class:`ProtocolSGD`) over ``params``: the network's
+    own ``ParameterDict`` (Gluon's documented form; frozen parameters, ``grad_req='null'``, are passed
+    over at each step). A list of the trainable parameters instead cost ~20% of a ResNet-18 step at
+    32 px for bit-identical updates (measured, docs/speed.md)."""
     if optim.name == "adam":
         return gluon.Trainer(params, "adam", {"learning_rate": optim.lr, "wd": optim.weight_decay})
     if optim.schedule is not None and optim.momentum:
@@ -223,7 +226,7 @@ class GluonModel(Model):
         self._step = _LossAndCorrect(self.net, loss_block(optim))
         if precision != "fp32":
             trainable = self._convert(precision)
-        self.trainer = make_trainer(list(trainable.values()), optim)
+        self.trainer = make_trainer(self._forward.collect_params(), optim)
         self._stage_lr_mult = {}
         for name, p in trainable.items():
             self._stage_lr_mult.setdefault(self.table.stage_of(name), p.lr_mult)
