@@ -391,7 +391,8 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
     """The reference PyTorch loop, in PyTorch's own idiom and sharing no code with the harness: the
     network from the architecture's builder (torchvision has no CPU build here, so the builder is the
-    one constructor there is), contiguous NCHW, frozen stages by ``requires_grad_(False)``, frozen
+    one constructor there is), in PyTorch's faster memory format for its family (NHWC for the
+    depthwise families, measured), frozen stages by ``requires_grad_(False)``, frozen
     BatchNorm statistics by ``eval()``, one ``torch.optim`` parameter group per lr multiplier, the
     optimizer the configuration names; ``zero_grad``, ``cross_entropy``, ``backward``, ``step``
     (under ``torch.autocast`` for mixed precision, a ``GradScaler`` for fp16), tensors already on
@@ -401,7 +402,10 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     torch.manual_seed(seed)
     dev = torch.device("cuda", 0) if device == "gpu" else torch.device("cpu")
     view, plan = arch_view(arch, "torch"), make_plan(strategy)
-    net = view.build(num_classes, image_size=image_size, stem="imagenet").to(dev)
+    # PyTorch's faster memory format for this family on CPU (NHWC for depthwise nets), a measured fact
+    nhwc = MEASURED_CHANNELS_LAST.get(view.spec.family, False)
+    net = view.build(num_classes, image_size=image_size, stem="imagenet").to(
+        dev, memory_format=torch.channels_last if nhwc else torch.preserve_format)
     groups: dict[float, list] = {}
     for name, p in net.named_parameters():
         stage = view.stage_of(name)
@@ -422,6 +426,7 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     scaler = torch.amp.GradScaler(dev.type) if precision == "fp16" else None
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, image_size, image_size, generator=gen).to(dev)
+    x = x.contiguous(memory_format=torch.channels_last) if nhwc else x
     y = (torch.arange(batch) % num_classes).to(dev)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 

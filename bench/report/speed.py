@@ -36,6 +36,15 @@ TUNE_HOW = (
     "medians vary by tens of percent, so read a ratio against its range.")
 
 
+SHARED = "shared the harness's plan"  # what records from before the independent reference loop measured
+
+
+def _reference(rec: dict) -> str:
+    """What the reference loop was: ``independent`` (bench.speed.step.REFERENCE), or for older records
+    one that reused the harness's plan application and always built SGD."""
+    return rec["spec"].get("reference", SHARED)
+
+
 def _design(rec: dict) -> str:
     return rec["spec"].get("design", "processes")
 
@@ -122,7 +131,7 @@ def _sitting(combos: list[dict]) -> str:
          else "no combination measured while other processes used the CPU")
 
 
-OVERHEAD_HEADERS = ("design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms",
+OVERHEAD_HEADERS = ("reference", "design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms",
                     "harness/native", "rounds", "per round", "errors")
 
 
@@ -132,27 +141,31 @@ def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 
 
 def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
     rows = []
-    for r in sorted(combos, key=lambda r: (_design(r), r["spec"]["backend"], r["spec"]["model"],
+    for r in sorted(combos, key=lambda r: (_reference(r), _design(r), r["spec"]["backend"], r["spec"]["model"],
                                            r["spec"]["image_size"], r["spec"]["strategy"], _precision(r))):
         s, n, h = r["spec"], r["native"], r["harness"]
         busy = " †" if n["contended"] or h["contended"] else ""
         spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r["round_ratios"] else "-")
         errors = "; ".join(n["errors"] + h["errors"])
         rows.append(dict(zip(OVERHEAD_HEADERS, [
-            _design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
+            _reference(r), _design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
             "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
             "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
             ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]), spread, errors])))
-    headers = [k for k in OVERHEAD_HEADERS if k != "errors" or any(row["errors"] for row in rows)]
+    headers = [k for k in OVERHEAD_HEADERS if (k != "errors" or any(row["errors"] for row in rows))
+               and (k != "reference" or len({row["reference"] for row in rows}) > 1)]
     table = tabulate([[row[k] for k in headers] for row in rows], headers=headers, tablefmt=tablefmt(fmt),
                      disable_numparse=True)
     notes = []
-    for design in sorted({_design(r) for r in combos}):
-        ratios = [r["ratio"] for r in combos if _design(r) == design]
+    for reference, design in sorted({(_reference(r), _design(r)) for r in combos}):
+        ratios = [r["ratio"] for r in combos if (_reference(r), _design(r)) == (reference, design)]
         within = sum(1 for x in ratios if x is not None and x <= target)
         refused = sum(1 for x in ratios if x is None)
-        notes.append(f"{design}: {within} of {len(ratios) - refused} measured combinations at or below "
-                     f"harness/native {target}" + (f" ({refused} refused or not measured)" if refused else ""))
+        notes.append(f"reference {reference}, {design}: {within} of {len(ratios) - refused} measured combinations "
+                     f"at or below harness/native {target}" + (f" ({refused} refused or not measured)" if refused else ""))
+    if any(_reference(r) == SHARED for r in combos):
+        notes.append(f"reference `{SHARED}`: records from before the reference loop stopped sharing the harness's "
+                     "plan application and optimizer set-up; a cost they share is invisible in their ratio")
     if any("†" in row["harness/native"] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
     notes.append(_sitting(combos))
@@ -185,8 +198,11 @@ def render_speed(records: list[dict], fmt: str = "terminal", loop: str = "native
 
 def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
     designs = len({_design(r) for r in combos}) > 1
+    # one row per combination: where records of an older reference loop and of the independent one both
+    # measured it, the independent one's (then the newest)
+    latest = sorted(combos, key=lambda r: (_reference(r) != SHARED, max(r["created"] or [""])))
     by_key = {(r["spec"]["backend"], r["spec"]["model"], r["spec"]["image_size"], r["spec"]["strategy"],
-               _design(r), _precision(r)): r for r in combos}
+               _design(r), _precision(r)): r for r in latest}
     rows, peaks = [], {}
     for key in sorted(by_key):
         r = by_key[key]

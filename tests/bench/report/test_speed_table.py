@@ -101,3 +101,18 @@ def test_every_row_of_a_machine_reads_its_newest_peak_measurement():
     assert "measured 2026-12-05T22:00:00Z" in table
     rows = [line for line in table.splitlines() if " fp32 " in line and "resnet18" in line]
     assert len(rows) == 2 and all("%" in row for row in rows)
+
+
+def test_records_of_the_older_shared_reference_are_rows_of_their_own():
+    """A ratio measured against a reference loop that reused the harness's plan application is not the
+    ratio against the independent one: the two never pool, the column says which, and a note says why."""
+    from bench.report.speed import render_overhead
+    old, new = _record("fp32", 20.0), _record("fp32", 30.0)
+    old["spec"].pop("reference", None)
+    new["spec"]["reference"] = "independent"
+    table = render_overhead([old, new])
+    rows = [line for line in table.splitlines() if "resnet18" in line]
+    assert len(rows) == 2 and any("independent" in r for r in rows) and any("shared the harness" in r for r in rows)
+    assert "a cost they share is invisible in their ratio" in table
+    only_new = render_overhead([new])
+    assert "reference" not in only_new.splitlines()[0] and "independent, interleaved: 1 of 1" in only_new
