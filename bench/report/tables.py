@@ -24,27 +24,34 @@ from .groups import Group, busy, group_records, machine_of, pair_groups, paired_
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
 
-* **A row is one configuration**: records group by their config hash without the seed, so runs
-  that differ in any hyper-parameter (lr, optimizer, epochs, batch, BatchNorm mode, stem, shots,
-  scratch initialiser, ...) never share a row; where two rows would look alike, `[field=value]`
-  names what differs. A seed run twice counts once (the latest run) and is listed as a duplicate.
+* **A row is one configuration on one machine from one starting file**: records group by their config
+  hash without the seed, the machine (CPU model, ISA flags, cores, GPUs) and, for a fine-tuned arm, the
+  sha256 of its starting weights, so runs that differ in any hyper-parameter (lr, optimizer, epochs,
+  batch, BatchNorm mode, stem, shots, scratch initialiser, ...), in machine or in starting file never
+  share a row; where two rows would look alike, `[field=value]` names what differs. A seed run twice
+  counts once (the latest run) and is listed as a duplicate.
 * **Accuracy** is top-1 on the eval split (a fraction). Over seeds: `mean ± sd [lo, hi]`, the 95%
   Student t interval of the mean (SciPy); one seed: its top-1 with the 95% Wilson interval over the
   eval images. `⚠k/n`: k of n runs ended not significantly above chance (lower Wilson bound <= 1/classes).
-* **Fine-tuned minus scratch** pairs the two arms seed by seed on the same task and budget: paired t
-  interval (one seed: Newcombe's interval over the eval images). A row whose interval includes 0 says
-  *unresolved*, with the number of seeds its observed spread would need; a fine-tuned arm below its
-  scratch arm says so. Scratch arms start from the shared canonical init (`shared`) unless marked `native`.
+* **Fine-tuned minus scratch** pairs the two arms seed by seed on the same task, budget and machine:
+  paired t interval (one seed: Newcombe's interval over the eval images). A row whose interval includes
+  0 says *unresolved*, with the number of seeds its observed spread would need; a fine-tuned arm below
+  its scratch arm says so. Scratch arms start from the shared canonical init (`shared`) unless marked
+  `native`. Rankings read together (strategies against the best, models against each other) show raw
+  and Holm-adjusted p.
 * **Seeds** were chosen from the spread measured before publishing: enough that the paired t interval of
   the noisiest row excludes 0 at the smallest gap seen then. *Seeds: were there enough?* checks that
   choice against these records: per experiment the largest spread of paired differences, the smallest
   gap, and the seeds a paired t interval would need at those.
-* **Times**: steady-state train step (compile step and warm-up excluded), median over seeds; time to
-  target is cumulative training time, evaluation excluded. `†`: other processes used more than 10% of
-  the machine's CPU while the run was timed; `‡`: a packed run (`--pack`), whose times are left out.
+* **Times**: steady-state train step (compile step and warm-up excluded), median over the seeds timed
+  alone; time to target is cumulative training time, evaluation excluded. `†`: some runs were timed
+  while other processes used more than 10% of the machine's CPU: their times are left out (their
+  accuracy stands) and the runs are listed; `‡`: a packed run (`--pack`), whose times are left out.
   GFLOP/s: the record's counted FLOPs per step over the median step, with its share of the fastest
   kernel `bench peak` measured in the run's precision on that machine (records from before FLOPs were
-  counted show `-`). Records from different machines sit side by side: *Measured on* names them."""
+  counted show `-`). The *machine* column names where each row ran; *Measured on* lists the machines.
+* **Peak RSS MiB**: the training process's peak resident memory (`getrusage` max RSS), median over
+  seeds; it counts the framework's runtime and the data held in memory, not only the model."""
 
 
 def _fmt(value, spec: str) -> str:
@@ -116,7 +123,7 @@ def _selected(group: Group) -> str:
 
 TABLE_HEADERS = ["experiment", "model", "backend", "arm", "strategy", "shots", "seeds", "top-1 (final)",
                  "top-1 (val-selected)", "best", "ms/step", "p90 ms", "img/s", "GFLOP/s (% peak)", "compile s",
-                 "data ms", "time to target s", "train s", "machine"]
+                 "data ms", "time to target s", "train s", "peak RSS MiB", "machine"]
 
 
 def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]:
@@ -131,7 +138,8 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]
             _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
             _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
             achieved(g, s["ms"]), _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
-            _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"), g.machine_label])))
+            _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"),
+            _fmt(_median([(r.get("timing") or {}).get("peak_rss_mb") for r in g.runs]), ".0f"), g.machine_label])))
     # a column no run fills (no run carved a validation split) is left out
     headers = [h for h in TABLE_HEADERS if h != "top-1 (val-selected)" or any(row[h] != "-" for row in rows)]
     return headers, [[row[h] for h in headers] for row in rows], groups
