@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 

@@ -10,15 +10,15 @@ later bench with more keys passes; ``to_json`` returns every key it was read wit
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .schema import SCHEMA_VERSION, Invalid, check_run_record, count, expect, number, utc_now
+from bench.core.errors import BenchError
+
+from .schema import NUMBER, SCHEMA_VERSION, Invalid, check_run_record, count, expect, number, utc_now
 
 # The CPU flags that decide which kernels a framework picks (two machines differing only in others,
 # e.g. a hypervisor's flags, count as one machine).
 ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse", "ssse", "vnni", "bf16", "fp16")
-NUMBER = (int, float)
 
 
 def text(value, what: str) -> str:
@@ -170,7 +170,7 @@ class Record:
         return Contention.of(self.data.get("contention"))
 
 
-def _where(environment: dict | None = None) -> dict:
+def _here(environment: dict | None = None) -> dict:
     """The machine and commit of a record built in this process (its parent's, for a sweep's study)."""
     from bench.measure.environment import capture_environment
     return capture_environment({}) if environment is None else environment
@@ -218,9 +218,9 @@ class StudyRecord(Record):
         text(data.get("key"), "key")
         try:
             RunConfig.from_json(obj(data.get("arm"), "arm"))
-        except Invalid:
-            raise
-        except Exception as e:  # a config the bench refuses: named, never a traceback
+        except (BenchError, TypeError, ValueError) as e:  # Invalid included: named, never a traceback
+            if isinstance(e, Invalid):
+                raise
             raise Invalid(f"its arm is not a valid run configuration ({str(e)[:160]})") from None
         trials = count(data.get("trials"), "trials")
         expect(1 <= trials <= 256, f"trials {trials} is outside [1, 256]")
@@ -254,7 +254,7 @@ class StudyRecord(Record):
         data = {"schema_version": SCHEMA_VERSION, "kind": cls.KIND, "created": utc_now(), **study,
                 "winner": winner, "trial_results": rows, "seeds": seeds,
                 "winner_point": rows[winner]["point"] if winner is not None else None,
-                "environment": _where(env), "machines": machines,
+                "environment": _here(env), "machines": machines,
                 "contention": Contention.worst((r.get("timing") or {}).get("contention") for r in mine).to_json()}
         if winner is None:
             data["error"] = "no trial finished with a validation score: no winner, no final runs"
@@ -311,7 +311,7 @@ class OverheadRecord(Record):
     @classmethod
     def new(cls, spec: dict, loops: dict[str, dict], settings: dict, environment: dict | None, **extra):
         data = {"schema_version": SCHEMA_VERSION, "kind": cls.KIND, "created": utc_now(), "spec": spec,
-                "settings": settings, **loops, "environment": _where(environment),
+                "settings": settings, **loops, "environment": _here(environment),
                 "contention": {"busy": any(loop["contended"] for loop in loops.values()), "other_share": None},
                 **extra}
         return cls(data)
@@ -345,7 +345,7 @@ class TuneRecord(Record):
             peak: dict | None, environment: dict | None = None):
         data = {"schema_version": SCHEMA_VERSION, "kind": cls.KIND, "created": utc_now(), "backend": backend,
                 "defaults": defaults, "strategy": strategy, "batch_size": batch_size, "rounds": rounds, "rows": rows,
-                "peak": peak, "environment": _where(environment),
+                "peak": peak, "environment": _here(environment),
                 "contention": {"busy": any(row["busy"] for row in rows), "other_share": None}}
         return cls(data)
 
@@ -369,7 +369,7 @@ class ProfileRecord(Record):
     def new(cls, spec: dict, settings: dict, result: dict):
         environment = result.pop("environment", None)
         data = {"schema_version": SCHEMA_VERSION, "kind": cls.KIND, "created": utc_now(), "spec": spec,
-                "settings": settings, **result, "environment": _where(environment),
+                "settings": settings, **result, "environment": _here(environment),
                 "contention": Contention.of(result.get("contention")).to_json()}
         return cls(data)
 

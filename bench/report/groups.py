@@ -142,10 +142,10 @@ def _name_variants(groups: list[Group]) -> None:
         keys = sorted({k for g in same for k in g.config})
         differ = [k for k in keys if len({str(g.config.get(k)) for g in same}) > 1]
         for g in same:
-            g.variant = ", ".join([f"{k}={g.config.get(k)}" for k in differ] + _where(g, same))
+            g.variant = ", ".join([f"{k}={g.config.get(k)}" for k in differ] + _machine_and_start(g, same))
 
 
-def _where(group: Group, alike: list[Group]) -> list[str]:
+def _machine_and_start(group: Group, alike: list[Group]) -> list[str]:
     """``machine=...`` and ``start=...`` where groups shown alike ran on two machines or started from
     two files (the machine in words; where two machines share those words, its ISA flags too)."""
     out = []

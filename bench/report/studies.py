@@ -213,7 +213,7 @@ def _arm_key(group: Group) -> tuple:
                         if k not in STUDY_FIELDS + SAME_DATA and ADDED_LATER.get(k, object()) != v))
 
 
-def _where(group: Group) -> str:
+def _place(group: Group) -> str:
     return group.machine_label + (f" from {group.start[:8]}" if group.start else "")
 
 
@@ -231,7 +231,7 @@ def tuning_gains(records: list[dict]) -> tuple[list[list], list[str]]:
         same = [g for g in candidates if (g.machine, g.start) == (tuned.machine, tuned.start)]
         if not same:
             if candidates:
-                key = (tuned.label("experiment"), _where(tuned), "; ".join(sorted({_where(g) for g in candidates})))
+                key = (tuned.label("experiment"), _place(tuned), "; ".join(sorted({_place(g) for g in candidates})))
                 apart.setdefault(key, []).append(f"{tuned.label('backend')} {row_label(tuned)}")
             continue
         after, before = paired_finals(tuned, same[0])
@@ -241,7 +241,7 @@ def tuning_gains(records: list[dict]) -> tuple[list[list], list[str]]:
         said = "-" if ci is None else "gain (resolved)" if ci[0] > 0 else "loss (resolved)" if ci[1] < 0 else \
             "no resolved change"
         rows.append([tuned.label("experiment"), tuned.label("model"), tuned.label("backend"), row_label(same[0]),
-                     _where(tuned), len(after), f"{np.mean([r['accuracy']['final'] for r in before]):.3f}",
+                     _place(tuned), len(after), f"{np.mean([r['accuracy']['final'] for r in before]):.3f}",
                      f"{np.mean([r['accuracy']['final'] for r in after]):.3f}",
                      f"{d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""), said])
     return rows, [f"- {exp}: not compared, the tuned rows ran on {tuned} and their recipe rows on {there} "

@@ -15,7 +15,7 @@ from tabulate import tabulate
 from bench.measure.peak import best_measured
 from bench.plan.config import RunConfig, precision_of
 from bench.records.store import parse_time
-from bench.measure.stats import mean_interval, paired_difference, seeds_needed
+from bench.measure.stats import mean_interval, seeds_needed
 
 from .format import tablefmt
 from .pairs import gap, verdict
