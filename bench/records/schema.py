@@ -79,6 +79,38 @@ def _accuracy(acc, trial: bool) -> None:
         number(acc["best"], "accuracy.best", 0, 1)
 
 
+def _optional_number(parent: dict, key: str, what: str, low: float | None = 0, high: float | None = None) -> None:
+    if parent.get(key) is not None:
+        number(parent[key], what, low, high)
+
+
+def _section(rec: dict, key: str) -> dict:
+    value = rec.get(key) or {}
+    expect(isinstance(value, dict), f"{key} is a {type(value).__name__}, expected an object")
+    return value
+
+
+def _measurements(rec: dict) -> None:
+    """The nested numbers the tables read: step times, compile time, memory, time to target, FLOPs."""
+    timing = _section(rec, "timing")
+    steady = timing.get("steady") or {}
+    expect(isinstance(steady, dict), "timing.steady is not an object")
+    for key in ("median_ms", "p90_ms", "iqr_ms", "img_per_s"):
+        _optional_number(steady, key, f"timing.steady.{key}")
+    data = timing.get("data") or {}
+    expect(isinstance(data, dict), "timing.data is not an object")
+    _optional_number(data, "median_ms", "timing.data.median_ms")
+    for key in ("compile_ms", "peak_rss_mb", "wall_s"):
+        _optional_number(timing, key, f"timing.{key}")
+    expect(isinstance(timing.get("contention") or {}, dict), "timing.contention is not an object")
+    tta = _section(rec, "time_to_accuracy")
+    _optional_number(tta, "train_s", "time_to_accuracy.train_s")
+    _optional_number(tta, "target", "time_to_accuracy.target", 0, 1)
+    flops = _section(rec, "model").get("flops") or {}
+    expect(isinstance(flops, dict), "model.flops is not an object")
+    _optional_number(flops, "per_step", "model.flops.per_step")
+
+
 def check_run_record(rec: dict) -> None:
     """Raise :class:`Invalid` saying what is wrong with ``rec`` (a run record already parsed)."""
     for key in ("config_hash", "status"):
@@ -100,5 +132,6 @@ def check_run_record(rec: dict) -> None:
     if rec["status"] == "ok":
         _curve(rec.get("curve"))
         _accuracy(rec.get("accuracy"), config.get("trial") is not None)
+        _measurements(rec)
     elif rec["status"] in ("failed", "diverged"):
         expect(isinstance(rec.get("error"), str), "a failed record says no error")

@@ -21,6 +21,13 @@ MUTATIONS = {
     "flags-string": lambda r: r.__setitem__("flags", "collapsed"),
     "hash-list": lambda r: r.__setitem__("config_hash", ["a"]),
     "lr-string": lambda r: r["config"].__setitem__("lr", "fast"),
+    # nested numbers the tables read (hostile inputs III: each crashed bench report)
+    "median-string": lambda r: r["timing"]["steady"].__setitem__("median_ms", "abc"),
+    "compile-string": lambda r: r["timing"].__setitem__("compile_ms", "slow"),
+    "tta-string": lambda r: r["time_to_accuracy"].__setitem__("train_s", "soon"),
+    "flops-number": lambda r: r["model"].__setitem__("flops", 7),
+    "cpu-flags-number": lambda r: r["environment"].__setitem__("cpu_flags", 5),
+    "gpu-number": lambda r: r["environment"].__setitem__("gpu", 3),
 }
 RAW = {
     "huge-int": lambda text: text.replace('"seed": 0', '"seed": ' + "9" * 5000),
