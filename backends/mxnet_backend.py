@@ -434,10 +434,10 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
             amped = amp.convert_hybrid_block(net, target_dtype=AMP_DTYPES[precision], ctx=ctx)
         except mx.base.MXNetError as e:
             raise unsupported_precision("MXNet", mx.__version__, str(ctx), precision, e) from None
+        before = {p.name: p for p in net.collect_params().values()}
         for p in amped.collect_params().values():  # the converted block's own Parameters, same names
-            if p.name in stage_of:
-                p.grad_req = "null" if plan.is_frozen(stage_of[p.name]) else "write"
-                p.lr_mult = plan.lr_mult.get(stage_of[p.name], 1.0)
+            if p.name in before:  # as set above (BatchNorm's running statistics stay without a gradient)
+                p.grad_req, p.lr_mult = before[p.name].grad_req, before[p.name].lr_mult
         net = amped
     if mode == "graph":
         net.hybridize(static_alloc=True, static_shape=True)

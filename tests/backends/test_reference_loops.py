@@ -54,3 +54,23 @@ def test_the_reference_calls_nothing_of_the_harness(backend):
     harness = {"param_plan", "apply_plan", "translate", "make_trainer", "make_optimizer", "optimizer_groups",
                "configure", "amp_convert", "_set_context", "_context", "autocast"}
     assert not called & harness, called & harness
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_reference_steps_in_mixed_precision_as_the_harness_does(backend):
+    """bf16 where the framework trains in it (MindSpore 2.9 refuses, saying so): the converted network
+    keeps BatchNorm's running statistics without a gradient (Gluon warned of a stale gradient, and the
+    measuring child died, when the reference's AMP copy gave them one)."""
+    import warnings
+
+    from bench.core.errors import BenchError
+    try:
+        step = get_backend(backend).native_step("resnet18", 5, image_size=SIZE, batch=2, strategy="full",
+                                                optim=OptimConfig("sgd", 0.01, 0.9, 1e-4), precision="bf16")
+    except BenchError as e:
+        pytest.skip(f"{backend} does not train in bf16 here: {str(e)[:120]}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        step()
+        step()
+    assert not [w for w in caught if "has not been updated" in str(w.message)]
