@@ -183,7 +183,7 @@ def config_name(rec: dict) -> str:
 
 def busy(rec: dict) -> bool:
     """Whether other processes used more than the threshold of the CPU while ``rec`` was timed."""
-    return bool(((rec.get("timing") or {}).get("contention") or {}).get("busy"))
+    return RunRecord(rec).contention.busy
 
 
 def timed_runs(group: Group) -> list[dict]:
@@ -197,7 +197,7 @@ def clean_step_ms(rec: dict) -> float | None:
     timing = rec.get("timing") or {}
     steady = timing.get("steady") or {}
     if rec.get("status") != "ok" or (rec.get("config") or {}).get("arm") == "pretrain" or timing.get("packed") \
-            or (timing.get("contention") or {}).get("busy") or not steady.get("median_ms"):
+            or busy(rec) or not steady.get("median_ms"):
         return None
     return float(steady["median_ms"])
 
