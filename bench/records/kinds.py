@@ -14,30 +14,12 @@ from dataclasses import dataclass
 
 from bench.core.errors import BenchError
 
-from .schema import NUMBER, SCHEMA_VERSION, Invalid, check_run_record, count, expect, number, utc_now
+from .schema import (NUMBER, SCHEMA_VERSION, Invalid, check_run_record, count, expect, items, number, numbers,
+                     obj, text, utc_now)
 
 # The CPU flags that decide which kernels a framework picks (two machines differing only in others,
 # e.g. a hypervisor's flags, count as one machine).
 ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse", "ssse", "vnni", "bf16", "fp16")
-
-
-def text(value, what: str) -> str:
-    expect(isinstance(value, str), f"{what} is {str(value)[:40]!r}, expected a string")
-    return value
-
-
-def obj(value, what: str) -> dict:
-    expect(isinstance(value, dict), f"{what} is a {type(value).__name__}, expected an object")
-    return value
-
-
-def items(value, what: str) -> list:
-    expect(isinstance(value, list), f"{what} is a {type(value).__name__}, expected a list")
-    return value
-
-
-def numbers(value, what: str, low: float | None = None) -> list[float]:
-    return [number(v, what, low) for v in items(value, what)]
 
 
 @dataclass(frozen=True)
@@ -78,10 +60,13 @@ class Machine:
         return "|".join([self.cpu, " ".join(self.isa), str(self.cores or "?"), ",".join(self.gpu)])
 
     @property
+    def widest_isa(self) -> str:
+        return "avx512f" if "avx512f" in self.flags else "avx2" if "avx2" in self.flags else "-"
+
+    @property
     def label(self) -> str:
         """The machine in words: CPU, widest ISA, cores, GPUs."""
-        isa = "avx512f" if "avx512f" in self.flags else "avx2" if "avx2" in self.flags else "-"
-        return f"{self.cpu} ({isa}, {self.cores or '?'} cores, {', '.join(self.gpu) or 'no gpu'})"
+        return f"{self.cpu} ({self.widest_isa}, {self.cores or '?'} cores, {', '.join(self.gpu) or 'no gpu'})"
 
 
 @dataclass(frozen=True)

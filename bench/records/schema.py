@@ -79,15 +79,32 @@ def _accuracy(acc, trial: bool) -> None:
         number(acc["best"], "accuracy.best", 0, 1)
 
 
+def text(value, what: str) -> str:
+    expect(isinstance(value, str), f"{what} is {str(value)[:40]!r}, expected a string")
+    return value
+
+
+def obj(value, what: str) -> dict:
+    expect(isinstance(value, dict), f"{what} is a {type(value).__name__}, expected an object")
+    return value
+
+
+def items(value, what: str) -> list:
+    expect(isinstance(value, list), f"{what} is a {type(value).__name__}, expected a list")
+    return value
+
+
+def numbers(value, what: str, low: float | None = None) -> list[float]:
+    return [number(v, what, low) for v in items(value, what)]
+
+
 def _optional_number(parent: dict, key: str, what: str, low: float | None = 0, high: float | None = None) -> None:
     if parent.get(key) is not None:
         number(parent[key], what, low, high)
 
 
 def _section(rec: dict, key: str) -> dict:
-    value = rec.get(key) or {}
-    expect(isinstance(value, dict), f"{key} is a {type(value).__name__}, expected an object")
-    return value
+    return obj(rec.get(key) or {}, key)
 
 
 def _measurements(rec: dict) -> None:

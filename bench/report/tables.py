@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from bench.measure.peak import best_measured
 from bench.plan.config import RunConfig, precision_of
+from bench.records.kinds import Machine
 from bench.records.store import parse_time
 from bench.measure.stats import mean_interval, seeds_needed
 
@@ -393,8 +394,7 @@ def render_environments(records: list[dict], fmt: str = "terminal") -> str:
         if not env:
             continue
         fw = ", ".join(f"{k} {v}" for k, v in sorted(env.get("frameworks", {}).items()))
-        flags = set(env.get("cpu_flags") or [])
-        isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "?" if not flags else "-"
+        isa = Machine.of(env).widest_isa if env.get("cpu_flags") else "?"
         settings = ", ".join(f"{k}={v['value']} ({v['origin'].split(' ')[0]})"
                              for k, v in sorted((env.get("settings") or {}).items()))
         key = (r["config"]["backend"], env.get("cpu"), isa, fw, (env.get("git") or {}).get("commit"))
