@@ -14,6 +14,8 @@ from backends import registry
 
 from .fake_backend import FAKE_INFO, FAKE_SPEC
 
+pytest_plugins = ["pytester"]  # tests/bench/report/test_pytest_gate.py runs pytest sessions of its own
+
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 

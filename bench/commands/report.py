@@ -59,25 +59,52 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from bench.core.errors import BenchError
-    from bench.records.store import read_records
-    from bench.report.gate import gate, render_gate, samples
+    from bench.report.gate import exit_status, gate, render_gate
 
-    sides = []
-    for path in (args.baseline, args.candidate):
-        runs, problems = read_records([path])
-        overhead, more = read_records([path], "overhead")
-        for problem in problems + more:
-            print(f"bench: skipped: {problem}", file=sys.stderr)
-        if not runs and not overhead:
-            raise BenchError(f"{path}: no run or overhead records (bench gate compares step times: "
-                             "`bench overhead --rounds N --out DIR`, or `bench run` records)")
-        sides.append(samples(runs, overhead))
-    rows = gate(*sides, factor=args.factor, overhead_factor=args.overhead_factor, alpha=args.alpha)
+    from bench.core.errors import BenchError
+    (base, base_ids), (cand, cand_ids) = (_gate_samples(path) for path in (args.baseline, args.candidate))
+    same = sorted(set(base_ids) & set(cand_ids))
+    if same:  # one measurement on both sides hides a change in the other records pooled with it
+        raise BenchError(f"{len(same)} record(s) are on both sides, e.g. {base_ids[same[0]]} and "
+                         f"{cand_ids[same[0]]}: the candidate must hold only new measurements")
+    sides = [base, cand]
+    rows = gate(*sides, factor=args.factor, overhead_factor=args.overhead_factor, alpha=args.alpha,
+                memory_factor=args.memory_factor)
     print(render_gate(rows, args.format))
-    if not rows:
-        return 2
-    return 1 if any(r["verdict"] == "REGRESSION" for r in rows) else 0
+    for path, side in zip((args.baseline, args.candidate), sides):
+        if side.ungated:
+            print(f"bench: {path}: not gated (timed in one process, no per-process samples): "
+                  f"{', '.join(side.ungated)}", file=sys.stderr)
+    return exit_status(rows) if rows else 2
+
+
+def _gate_samples(path: Path):
+    """One side of ``bench gate``: (its samples, {digest of each record or file: its path}), from a
+    pytest-benchmark JSON file, or a folder (or file) of records."""
+    import hashlib
+    import json
+
+    from bench.core.errors import BenchError
+    from bench.records.store import read_json_file, read_records
+    from bench.report.gate import pytest_samples, samples
+
+    def digest(doc) -> str:
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    if path.is_file() and path.suffix == ".json":
+        doc = read_json_file(path, "benchmark results")
+        if isinstance(doc, dict) and "benchmarks" in doc and "kind" not in doc:  # pytest-benchmark's own format
+            return pytest_samples(doc, str(path)), {digest(doc["benchmarks"]): path}
+    runs, problems = read_records([path], with_paths=True)
+    overhead, more = read_records([path], "overhead", with_paths=True)
+    for problem in problems + more:
+        print(f"bench: skipped: {problem}", file=sys.stderr)
+    if not runs and not overhead:
+        raise BenchError(f"{path}: no run or overhead records (bench gate compares step times: "
+                         "`bench overhead --rounds N --out DIR`, `bench run` records, or pytest-benchmark's JSON "
+                         "of `pytest tests/benchmarks -m bench --benchmark-autosave`)")
+    ids = {digest(rec): f for f, rec in runs + overhead}
+    return samples([r for _, r in runs], [r for _, r in overhead]), ids
 
 
 def add(sub) -> None:
@@ -104,15 +131,19 @@ def add(sub) -> None:
                       help="smallest step-time ratio worth marking (default 1.05)")
     cmp_.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
     cmp_.set_defaults(func=cmd_compare)
-    from bench.report.gate import ALPHA, FACTOR as GATE_FACTOR, OVERHEAD_FACTOR
-    g = sub.add_parser("gate", help="exit 1 on a step-time regression that is significant (Mann-Whitney U over "
-                                    "processes) and beyond a factor; samples are processes, not steps")
-    g.add_argument("baseline", type=Path, help="records (a folder or file): bench overhead --rounds N, or bench run")
+    from bench.report.gate import ALPHA, FACTOR as GATE_FACTOR, MEMORY_FACTOR, OVERHEAD_FACTOR
+    g = sub.add_parser("gate", help="exit 1 on a step-time or memory regression that is significant (Mann-Whitney U "
+                                    "over processes) and beyond a factor; samples are processes, not steps; exit 3 "
+                                    "when too few processes to resolve, 4 when the candidate lacks a configuration")
+    g.add_argument("baseline", type=Path, help="records (a folder or file: bench overhead --rounds N, or bench run), "
+                                               "or a pytest-benchmark JSON of tests/benchmarks")
     g.add_argument("candidate", type=Path)
     add_format(g)
     g.add_argument("--factor", type=ranged(FACTOR), default=GATE_FACTOR,
                    help=f"smallest slowdown that fails the gate (ratio of medians; default {GATE_FACTOR:g})")
     g.add_argument("--overhead-factor", type=ranged(FACTOR), default=OVERHEAD_FACTOR,
                    help=f"the same for the paired harness/native ratio (default {OVERHEAD_FACTOR:g})")
+    g.add_argument("--memory-factor", type=ranged(FACTOR), default=MEMORY_FACTOR,
+                   help=f"the same for peak resident memory (default {MEMORY_FACTOR:g})")
     g.add_argument("--alpha", type=ranged(ALPHA_LEVEL), default=ALPHA, help=f"significance level (default {ALPHA:g})")
     g.set_defaults(func=cmd_gate)

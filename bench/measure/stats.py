@@ -139,4 +139,5 @@ def time_change(before, after, factor: float, alpha: float = 0.05, alternative: 
 def smallest_p(n_before: int, n_after: int) -> float:
     """The smallest one-sided p Mann-Whitney U can give with these sample sizes (complete separation):
     below ``alpha`` or no gate can ever fire."""
-    return 1.0 / math.comb(n_before + n_after, n_before)
+    ways = math.comb(n_before + n_after, n_before)
+    return 1.0 / ways if ways < 1e300 else 0.0  # a float cannot hold 1/ways beyond that, and it is 0 to alpha

@@ -24,13 +24,17 @@ functions: the CLI reads this module's defaults when it builds its parser, in ev
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 from bench.plan.config import precision_of
 
 FACTOR = 1.10           # asv's default: a slowdown under 10% is not gated, however significant
 OVERHEAD_FACTOR = 1.03  # harness/native within a process is stable to ~3%
+MEMORY_FACTOR = 1.05    # a process's peak resident set varies by well under 1% between processes here
 ALPHA = 0.05
+RSS = "peak RSS MiB"
+# pytest-benchmark's ``extra_info`` key under which a benchmark keeps its per-process samples
+# (``bench.report.pytest_gate.time_processes``): {"step_ms": [...], "peak_rss_mb": [...], "contended": [...],
+# "machine": "...", optionally "harness_native": [...]}, one entry per process.
+PROCESSES = "bench_processes"
 
 
 def _overhead_name(spec: dict) -> str:
@@ -38,48 +42,138 @@ def _overhead_name(spec: dict) -> str:
             f"{precision_of(spec)} b{spec.get('batch_size')} {spec.get('device', 'cpu')}")
 
 
-def samples(runs: list[dict], overhead: list[dict]) -> dict[tuple[str, str], dict]:
-    """(configuration, measure) -> {"values": per-process samples, "machines": set}."""
+class Samples(dict):
+    """(configuration, measure) -> {"values": per-process samples, "machines": set, "contended": count}."""
+
+    def __init__(self):
+        super().__init__()
+        self.ungated: list[str] = []  # pytest benchmarks timed in one process only: no process samples
+
+    def __missing__(self, key):
+        self[key] = {"values": [], "machines": set(), "contended": 0}
+        return self[key]
+
+    def add(self, key: tuple[str, str], values, machine: str) -> None:
+        self[key]["values"].extend(float(v) for v in values)
+        self[key]["machines"].add(machine)
+
+    def left_out(self, key: tuple[str, str], n: int) -> None:
+        self[key]["contended"] += n
+
+
+def factor_of(measure: str, factor: float, overhead_factor: float, memory_factor: float) -> float:
+    return overhead_factor if measure == "harness/native" else memory_factor if measure.endswith(RSS) else factor
+
+
+def samples(runs: list[dict], overhead: list[dict]) -> Samples:
+    """Per-process samples of run and overhead records; contended processes are counted, not pooled."""
     from .groups import clean_step_ms, config_name, machine_of
-    out: dict[tuple[str, str], dict] = defaultdict(lambda: {"values": [], "machines": set()})
-
-    def add(key: tuple[str, str], values, rec: dict) -> None:
-        out[key]["values"].extend(float(v) for v in values)
-        out[key]["machines"].add(machine_of(rec, versions=True))
-
+    out = Samples()
     for rec in overhead:
-        name = _overhead_name(rec.get("spec") or {})
+        spec = rec.get("spec") or {}
+        name, machine = _overhead_name(spec), machine_of(rec, versions=True)
         sides = {loop: rec.get(loop) or {} for loop in ("harness", "native")}
         for loop, side in sides.items():
-            if side.get("round_medians_ms") and not side.get("contended"):  # contended: not the code's time
-                add((name, f"{loop} ms"), side["round_medians_ms"], rec)
-        if rec.get("round_ratios") and not any(side.get("contended") for side in sides.values()):
-            add((name, "harness/native"), rec["round_ratios"], rec)
+            rounds = side.get("round_medians_ms") or []
+            if side.get("contended"):  # contended: not the code's time
+                out.left_out((name, f"{loop} ms"), len(rounds))
+            elif rounds:
+                out.add((name, f"{loop} ms"), rounds, machine)
+            peaks = [m["peak_rss_mb"] for m in side.get("memory") or [] if m.get("peak_rss_mb") is not None]
+            if peaks and (loop == "harness" or spec.get("design") != "interleaved"):  # interleaved: one process
+                out.add((name, RSS if spec.get("design") == "interleaved" else f"{loop} {RSS}"), peaks, machine)
+        if any(side.get("contended") for side in sides.values()):
+            out.left_out((name, "harness/native"), len(rec.get("round_ratios") or []))
+        elif rec.get("round_ratios"):
+            out.add((name, "harness/native"), rec["round_ratios"], machine)
     for rec in runs:
+        name, machine = config_name(rec), machine_of(rec, versions=True)
         ms = clean_step_ms(rec)
         if ms is not None:
-            add((config_name(rec), "step ms"), [ms], rec)
+            out.add((name, "step ms"), [ms], machine)
+        elif rec.get("status") == "ok" and (rec.get("config") or {}).get("arm") != "pretrain":
+            out.left_out((name, "step ms"), 1)
+        peak = (rec.get("timing") or {}).get("peak_rss_mb")
+        if rec.get("status") == "ok" and peak is not None and (rec.get("config") or {}).get("arm") != "pretrain":
+            out.add((name, RSS), [peak], machine)
+    return out
+
+
+def pytest_samples(doc, source: str) -> Samples:
+    """Per-process samples of a pytest-benchmark JSON (``--benchmark-autosave``, ``--benchmark-json``):
+    each benchmark that kept them in ``extra_info`` (``PROCESSES``). Benchmarks timed in one process
+    only have no process samples and are not gated (``ungated``)."""
+    from bench.core.errors import BenchError
+    from bench.records.schema import Invalid, items, number, obj, text
+    out = Samples()
+    try:
+        doc = obj(doc, "the file")
+        for i, bench in enumerate(items(doc.get("benchmarks"), "benchmarks")):
+            where = f"benchmarks[{i}]"
+            bench = obj(bench, where)
+            name = text(bench.get("fullname"), f"{where}.fullname")
+            got = obj(bench.get("extra_info") or {}, f"{where}.extra_info").get(PROCESSES)
+            if got is None:
+                out.ungated.append(name)
+                continue
+            got = obj(got, f"{where}.extra_info.{PROCESSES}")
+            step = [number(v, f"{where}.extra_info.{PROCESSES}.step_ms", 0) for v in items(got.get("step_ms"),
+                                                                                           f"{where}...step_ms")]
+            rss = [number(v, f"{where}.extra_info.{PROCESSES}.peak_rss_mb", 0)
+                   for v in items(got.get("peak_rss_mb") or [], f"{where}...peak_rss_mb")]
+            contended = items(got.get("contended") or [False] * len(step), f"{where}...contended")
+            if len(contended) != len(step) or not all(isinstance(c, bool) for c in contended):
+                raise Invalid(f"{where}.extra_info.{PROCESSES}.contended is not one true/false per process")
+            label = text(got.get("machine"), f"{where}.extra_info.{PROCESSES}.machine")
+            clean = [ms for ms, busy in zip(step, contended) if not busy]
+            if clean:
+                out.add((name, "step ms"), clean, label)
+            out.left_out((name, "step ms"), len(step) - len(clean))
+            if rss:
+                out.add((name, RSS), rss, label)
+            ratios = [number(v, f"{where}.extra_info.{PROCESSES}.harness_native", 0)
+                      for v in items(got.get("harness_native") or [], f"{where}...harness_native")]
+            if ratios and len(ratios) != len(step):
+                raise Invalid(f"{where}.extra_info.{PROCESSES}.harness_native is not one ratio per process")
+            clean = [r for r, busy in zip(ratios, contended) if not busy]
+            if clean:
+                out.add((name, "harness/native"), clean, label)
+            if ratios:
+                out.left_out((name, "harness/native"), len(ratios) - len(clean))
+    except Invalid as e:
+        raise BenchError(f"{source}: not a pytest-benchmark result with per-process samples: {e}") from None
     return out
 
 
 def gate(base: dict, cand: dict, factor: float = FACTOR, overhead_factor: float = OVERHEAD_FACTOR,
-         alpha: float = ALPHA) -> list[dict]:
-    """One verdict per (configuration, measure) on both sides."""
+         alpha: float = ALPHA, memory_factor: float = MEMORY_FACTOR) -> list[dict]:
+    """One verdict per (configuration, measure) of the baseline; one measured only in the baseline
+    is "MISSING in candidate" (a gate never passes what it cannot see)."""
     import numpy as np
 
     from bench.measure.stats import smallest_p, time_change
     rows = []
-    for key in sorted(set(base) & set(cand)):
-        a, b = base[key]["values"], cand[key]["values"]
-        if not a or not b:
+    for key in sorted(set(base) | set(cand)):
+        a = base[key]["values"] if key in base else []
+        b = cand[key]["values"] if key in cand else []
+        if not a:
+            continue  # new in the candidate: nothing to compare with
+        f = factor_of(key[1], factor, overhead_factor, memory_factor)
+        row = {"configuration": key[0], "measure": key[1], "n": (len(a), len(b)), "base": float(np.median(a)),
+               "cand": float(np.median(b)) if b else None, "ratio": None, "p": None, "factor": f,
+               "left_out": (base[key]["contended"], cand[key]["contended"] if key in cand else 0),
+               "same_machine": key in cand and base[key]["machines"] == cand[key]["machines"]}
+        if not b:
+            busy = row["left_out"][1]
+            rows.append(row | {"same_machine": True, "verdict": MISSING + (
+                f": its {busy} process(es) were timed while the CPU was busy" if busy else "")})
             continue
-        f = overhead_factor if key[1] == "harness/native" else factor
         got = time_change(a, b, f, alpha, alternative="greater")
         if smallest_p(len(a), len(b)) >= alpha:
-            verdict = (f"cannot resolve: {len(a)} and {len(b)} processes (a one-sided U test needs, e.g., 3 and 4 "
+            verdict = (f"{CANNOT} {len(a)} and {len(b)} processes (a one-sided U test needs, e.g., 3 and 4 "
                        f"to reach p < {alpha:g})")
         elif got["significant"] and got["beyond_factor"]:
-            verdict = "REGRESSION"
+            verdict = REGRESSION
         elif got["significant"]:
             verdict = f"slower, but within {f:g}x"
         elif got["beyond_factor"]:
@@ -87,11 +181,21 @@ def gate(base: dict, cand: dict, factor: float = FACTOR, overhead_factor: float 
         else:
             faster = time_change(b, a, f, alpha, alternative="greater")
             verdict = "faster" if faster["significant"] and faster["beyond_factor"] else "unchanged"
-        rows.append({"configuration": key[0], "measure": key[1], "n": (len(a), len(b)),
-                     "base": float(np.median(a)), "cand": float(np.median(b)), "ratio": got["ratio"], "p": got["p"],
-                     "factor": f, "verdict": verdict,
-                     "same_machine": base[key]["machines"] == cand[key]["machines"]})
+        rows.append(row | {"ratio": got["ratio"], "p": got["p"], "verdict": verdict})
     return rows
+
+
+REGRESSION, MISSING, CANNOT = "REGRESSION", "MISSING in candidate", "cannot resolve:"
+# ``bench gate``'s exit status, worst first: what failed decides (docs/site-and-gates.md).
+EXIT = {REGRESSION: 1, MISSING: 4, CANNOT: 3}
+
+
+def exit_status(rows: list[dict]) -> int:
+    """0 when every configuration was measured on both sides, resolved, and did not regress."""
+    for verdict, code in EXIT.items():
+        if any(r["verdict"].startswith(verdict) for r in rows):
+            return code
+    return 0
 
 
 def render_gate(rows: list[dict], fmt: str = "terminal") -> str:
@@ -99,16 +203,31 @@ def render_gate(rows: list[dict], fmt: str = "terminal") -> str:
 
     from .format import tablefmt
     if not rows:
-        return "no configuration was measured on both sides"
-    body = [[r["configuration"], r["measure"], f"{r['n'][0]}/{r['n'][1]}",
-             f"{r['base']:.3f}" if r["measure"] == "harness/native" else f"{r['base']:.1f}",
-             f"{r['cand']:.3f}" if r["measure"] == "harness/native" else f"{r['cand']:.1f}",
-             f"{r['ratio']:.3f}x", "-" if r["p"] is None else f"{r['p']:.4f}", f"{r['factor']:g}x", r["verdict"]
-             + ("" if r["same_machine"] else " (DIFFERENT machine or versions)")] for r in rows]
+        return "no configuration was measured in the baseline"
+
+    def value(r: dict, side: str) -> str:
+        v = r[side]
+        return "-" if v is None else f"{v:.3f}" if r["measure"] == "harness/native" else f"{v:.1f}"
+
+    body = [[r["configuration"], r["measure"], f"{r['n'][0]}/{r['n'][1]}"
+             + (f" (+{r['left_out'][0]}/{r['left_out'][1]} contended, left out)" if any(r["left_out"]) else ""),
+             value(r, "base"), value(r, "cand"), "-" if r["ratio"] is None else f"{r['ratio']:.3f}x",
+             "-" if r["p"] is None else f"{r['p']:.4f}", f"{r['factor']:g}x",
+             r["verdict"] + ("" if r["same_machine"] else " (DIFFERENT machine or versions)")] for r in rows]
     table = tabulate(body, headers=["configuration", "measure", "processes base/cand", "base median",
                                     "candidate median", "ratio", "p (U, one-sided)", "factor", "verdict"],
                      tablefmt=tablefmt(fmt), disable_numparse=True)
-    bad = [r for r in rows if r["verdict"] == "REGRESSION"]
-    summary = (f"{len(bad)} regression(s): " + "; ".join(f"{r['configuration']} {r['measure']} {r['ratio']:.2f}x"
-                                                       for r in bad)) if bad else "no regression"
-    return f"{table}\n\n{summary} (significant at p < alpha and beyond the factor; samples are processes)"
+    lines = []
+    for verdict, what in ((REGRESSION, "regression(s)"), (MISSING, "measured in the baseline only"),
+                          (CANNOT, "cannot be resolved with so few processes")):
+        bad = [r for r in rows if r["verdict"].startswith(verdict)]
+        if bad:
+            lines.append(f"{len(bad)} {what}: " + "; ".join(
+                f"{r['configuration']} {r['measure']}" + (f" {r['ratio']:.2f}x" if r["ratio"] else "") for r in bad))
+    contended = sum(r["left_out"][1] for r in rows)
+    if contended:
+        lines.append(f"{contended} candidate sample(s) of processes timed while the CPU was busy were left out (see the table)")
+    summary = "\n".join(lines) if lines else "no regression"
+    codes = ", ".join(f"{code} {verdict.rstrip(':')}" for verdict, code in EXIT.items())
+    return (f"{table}\n\n{summary}\n(a regression: significant at p < alpha and beyond the factor; samples are "
+            f"processes; exit status {codes})")

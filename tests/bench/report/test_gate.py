@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report.gate import gate, render_gate, samples
+from bench.report.gate import exit_status, gate, render_gate, samples
 
 ROOT = Path(__file__).parents[3]
 
@@ -58,7 +58,43 @@ def test_too_few_processes_cannot_resolve_and_contended_processes_are_left_out()
     got = verdicts([overhead([40, 41, 39], [40, 41, 39])], [overhead([60, 61, 59], [40, 41, 39])])
     assert got[("torch", "harness ms")].startswith("cannot resolve: 3 and 3 processes")
     rows = gate(samples([], [overhead([40] * 5, [40] * 5)]), samples([], [overhead([80] * 5, [40] * 5, contended=True)]))
-    assert [r["measure"] for r in rows] == ["native ms"]
+    got = {r["measure"]: r for r in rows}
+    assert got["native ms"]["verdict"] == "unchanged"
+    for measure in ("harness ms", "harness/native"):  # reported, never dropped: a gate cannot pass what it cannot see
+        assert got[measure]["verdict"] == "MISSING in candidate: its 5 process(es) were timed while the CPU was busy"
+        assert got[measure]["left_out"] == (0, 5)
+    assert exit_status(rows) == 4
+    assert "10 candidate sample(s) of processes timed while the CPU was busy were left out" in render_gate(rows)
+
+
+def test_a_configuration_missing_from_the_candidate_fails():
+    base = samples([], [overhead([40] * 5, [40] * 5), overhead([40] * 5, [40] * 5, backend="mxnet")])
+    rows = gate(base, samples([], [overhead([40] * 5, [40] * 5)]))
+    assert {r["configuration"].split()[0] for r in rows if r["verdict"] == "MISSING in candidate"} == {"mxnet"}
+    assert exit_status(rows) == 4
+
+
+def test_peak_memory_is_gated_with_its_own_factor():
+    def with_memory(peaks, design="interleaved"):
+        rec = overhead([40.0, 40.5, 39.5, 40.2, 39.8], [40.0] * 5)
+        rec["spec"]["design"] = design
+        rec["harness"]["memory"] = [{"peak_rss_mb": p, "import_rss_mb": 300.0} for p in peaks]
+        return rec
+    base = [with_memory([600, 601, 600.5, 599.5, 600.2])]
+    rows = {r["measure"]: r for r in gate(samples([], base), samples([], [with_memory([648, 649, 648.5, 647, 650])]))}
+    assert rows["peak RSS MiB"]["verdict"] == "REGRESSION" and rows["peak RSS MiB"]["factor"] == 1.05
+    rows = {r["measure"]: r for r in gate(samples([], base), samples([], [with_memory([648, 649, 648.5, 647, 650])]),
+                                          memory_factor=1.10)}
+    assert rows["peak RSS MiB"]["verdict"] == "slower, but within 1.1x"
+    separate = samples([], [with_memory([600] * 5, design="processes")])
+    assert ("torch resnet18 32px full fp32 b16 cpu", "harness peak RSS MiB") in separate
+
+
+def test_many_processes_do_not_overflow():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(40, 1, 600), rng.normal(48, 1, 600)
+    rows = gate(samples([], [overhead(a, a)]), samples([], [overhead(b, a)]))
+    assert {r["measure"]: r["verdict"] for r in rows}["harness ms"] == "REGRESSION"
 
 
 def test_render_names_what_moved():
@@ -91,3 +127,16 @@ def test_the_published_overhead_records_pass_against_themselves():
     assert recs and not problems
     rows = gate(samples([], recs), samples([], recs))
     assert rows and all(r["verdict"] in ("unchanged",) or r["verdict"].startswith("cannot resolve") for r in rows)
+
+
+def test_the_same_record_on_both_sides_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    h, n = processes(rng, 5, 40.0, spread=0.03)
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    base.mkdir(), cand.mkdir()
+    (base / "0.json").write_text(json.dumps(overhead(h, n)))
+    (cand / "0.json").write_text(json.dumps(overhead(h, n)))        # the baseline's record, copied
+    (cand / "1.json").write_text(json.dumps(overhead(h * 2, n)))    # a real 2x regression beside it
+    run = subprocess.run([sys.executable, "-m", "bench", "gate", str(base), str(cand)], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 2 and "1 record(s) are on both sides" in run.stderr, run.stderr
