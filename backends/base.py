@@ -309,6 +309,11 @@ class Backend(abc.ABC):
         """Environment knobs the backend set (threads, ISA caps), for the record."""
         return {}
 
+    def peak_device_memory_mb(self, device: str) -> float | None:
+        """Peak memory the framework allocated on an accelerator in this process, MiB; None on the CPU,
+        where the process's resident set (``bench.measure.timing.peak_rss_mb``) is the measure."""
+        return None
+
     def determinism(self, device: str) -> dict:
         """Whether one seed gives one result on ``device`` (each run in its own process, as every
         executor runs it), and what makes it so, for the record. ``reproducible``: True where

@@ -326,6 +326,11 @@ class TorchBackend(Backend):
             out["gpu"] = torch.cuda.get_device_name(0)
         return out
 
+    def peak_device_memory_mb(self, device: str) -> float | None:
+        if device == "cpu" or not torch.cuda.is_available():
+            return None
+        return torch.cuda.max_memory_allocated() / 2**20
+
     def determinism(self, device: str) -> dict:
         if device != "cpu":
             return super().determinism(device)

@@ -24,6 +24,15 @@ def peak_rss_mb() -> float:
     return rss / 1024.0 if sys.platform != "darwin" else rss / (1024.0 * 1024.0)
 
 
+def current_rss_mb() -> float | None:
+    """Resident set size of this process now, MiB (Linux ``/proc/self/statm``; None elsewhere)."""
+    try:
+        resident = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def summarize_ms(samples: list[float]) -> dict:
     """Median, p90, mean, IQR, min, max of a list of ms; empty -> n=0 only."""
     if not samples:

@@ -66,8 +66,8 @@ def merge_rounds(records: list[dict]) -> list[dict]:
                          sort_keys=True)
         m = merged.setdefault(key, {"spec": spec, "machine": machine, "round_ratios": [], "created": [],
                                     "commits": set(),
-                                    **{loop: {"round_medians_ms": [], "errors": [], "contended": False}
-                                       for loop in LOOPS}})
+                                    **{loop: {"round_medians_ms": [], "errors": [], "contended": False,
+                                              "memory": []} for loop in LOOPS}})
         m["round_ratios"] += r.get("round_ratios") or []
         m["created"].append(r.get("created", ""))
         commit = ((r.get("environment") or {}).get("git") or {}).get("commit")
@@ -79,12 +79,16 @@ def merge_rounds(records: list[dict]) -> list[dict]:
             m[loop]["round_medians_ms"] += r[loop]["round_medians_ms"]
             m[loop]["errors"] += r[loop]["errors"]
             m[loop]["contended"] |= bool(r[loop]["contended"])
+            m[loop]["memory"] += r[loop].get("memory") or []
     peaks = machine_peaks(records)
     for m in merged.values():
         m["peak"] = peaks.get(m["machine"])
         for loop in LOOPS:
             rounds = m[loop]["round_medians_ms"]
             m[loop]["median_ms"] = float(np.median(rounds)) if rounds else None
+            for key in ("peak_rss_mb", "import_rss_mb", "base_rss_mb"):
+                got = [x[key] for x in m[loop]["memory"] if x.get(key) is not None]
+                m[loop][key] = float(np.median(got)) if got else None
         m["ratio"] = ratio_of(m)
     return list(merged.values())
 
@@ -132,7 +136,37 @@ def _sitting(combos: list[dict]) -> str:
 
 
 OVERHEAD_HEADERS = ("reference", "design", "backend", "model", "px", "strategy", "precision", "native ms", "harness ms",
-                    "harness/native", "rounds", "per round", "errors")
+                    "harness/native", "rounds", "per round", "peak RSS MiB", "errors")
+
+
+def _errors(messages: list[str], width: int | None = None) -> str:
+    """Each distinct error once, with how many rounds gave it."""
+    counts: dict[str, int] = {}
+    for m in messages:
+        counts[m] = counts.get(m, 0) + 1
+    text = "; ".join(m + (f" (x{n})" if n > 1 else "") for m, n in counts.items())
+    return text[:width] if width else text
+
+
+def _mib(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def memory_note(combos: list[dict]) -> str | None:
+    """What the memory column counts, and what an idle import of each framework takes (from the records)."""
+    imports = {}
+    for r in combos:
+        for loop in LOOPS:
+            if r[loop].get("import_rss_mb") is not None and r[loop].get("base_rss_mb") is not None:
+                imports.setdefault(r["spec"]["backend"], []).append((r[loop]["base_rss_mb"], r[loop]["import_rss_mb"]))
+    if not imports:
+        return None
+    parts = [f"{b} {np.median([i for _, i in v]):.0f} MiB (+{np.median([i - a for a, i in v]):.0f})"
+             for b, v in sorted(imports.items())]
+    return ("peak RSS: the measuring process's peak resident set (Linux `ru_maxrss`), the interpreter and the "
+            "framework's runtime included; `interleaved` processes hold both loops' networks and optimizers. "
+            "Resident after an idle import of the framework (and, in brackets, above Python, NumPy and the suite "
+            "before it): " + ", ".join(parts) + "; the median over these records' processes")
 
 
 def render_overhead(records: list[dict], fmt: str = "terminal", target: float = 1.05) -> str:
@@ -146,14 +180,16 @@ def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
         s, n, h = r["spec"], r["native"], r["harness"]
         busy = " †" if n["contended"] or h["contended"] else ""
         spread = (f"{min(r['round_ratios']):.3f}–{max(r['round_ratios']):.3f}" if r["round_ratios"] else "-")
-        errors = "; ".join(n["errors"] + h["errors"])
+        errors = _errors(n["errors"] + h["errors"])
         rows.append(dict(zip(OVERHEAD_HEADERS, [
             _reference(r), _design(r), s["backend"], s["model"], s["image_size"], s["strategy"], _precision(r),
             "-" if n["median_ms"] is None else f"{n['median_ms']:.1f}",
             "-" if h["median_ms"] is None else f"{h['median_ms']:.1f}",
-            ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]), spread, errors])))
+            ("-" if r["ratio"] is None else f"{r['ratio']:.3f}") + busy, len(r["round_ratios"]), spread,
+            _mib(h["peak_rss_mb"]), errors])))
     headers = [k for k in OVERHEAD_HEADERS if (k != "errors" or any(row["errors"] for row in rows))
-               and (k != "reference" or len({row["reference"] for row in rows}) > 1)]
+               and (k != "reference" or len({row["reference"] for row in rows}) > 1)
+               and (k != "peak RSS MiB" or any(row[k] != "-" for row in rows))]
     table = tabulate([[row[k] for k in headers] for row in rows], headers=headers, tablefmt=tablefmt(fmt),
                      disable_numparse=True)
     notes = []
@@ -168,6 +204,8 @@ def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
                      "plan application and optimizer set-up; a cost they share is invisible in their ratio")
     if any("†" in row["harness/native"] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
+    if memory_note(combos):
+        notes.append(memory_note(combos))
     notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 
@@ -214,8 +252,8 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
             peaks[precision] = best
         first = [backend, model, size, strategy] + ([design] if designs else []) + [precision]
         if ms is None:
-            errors = "; ".join(r[loop]["errors"])[:120] or "not measured"
-            rows.append(first + ["-", "-", "-", "-", "-", f"refused: {errors}"])
+            errors = _errors(r[loop]["errors"], 160) or "not measured"
+            rows.append(first + ["-", "-", "-", "-", "-", "-", f"refused: {errors}"])
             continue
         gflops = flops / ms / 1e6 if flops else None
         fp32 = by_key.get((backend, model, size, strategy, design, "fp32"))
@@ -226,9 +264,11 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
                              f"{r['spec']['batch_size'] / ms * 1e3:.0f}",
                              "-" if gflops is None else f"{gflops:.0f}",
                              "-" if gflops is None or not best else f"{100 * gflops / best['gflops']:.0f}%",
-                             "-" if gflops is None or not theory else f"{100 * gflops / theory:.0f}%", ratio])
+                             "-" if gflops is None or not theory else f"{100 * gflops / theory:.0f}%",
+                             _mib(r[loop]["peak_rss_mb"]), ratio])
     headers = (["backend", "model", "px", "strategy"] + (["design"] if designs else [])
-               + ["precision", "ms/step [range]", "img/s", "GFLOP/s", "% measured peak", "% theoretical", "vs fp32"])
+               + ["precision", "ms/step [range]", "img/s", "GFLOP/s", "% measured peak", "% theoretical",
+                  "peak RSS MiB", "vs fp32"])
     table = tabulate(rows, headers=headers, tablefmt=tablefmt(fmt), disable_numparse=True)
     notes = [f"measured peak, {p}: {b['gflops']:.0f} GFLOP/s, {b['kernel']} ({b['library']})"
              for p, b in sorted(peaks.items())]
@@ -253,6 +293,8 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
     cpus = sorted({r["cpu"] for r in combos if r.get("cpu")})
     if cpus:
         notes.append("CPU: " + "; ".join(cpus))
+    if memory_note(combos):
+        notes.append(memory_note(combos))
     notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 

@@ -52,6 +52,7 @@ def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) 
                        "round_medians_ms": [r["stats"]["median_ms"] for r in ok],
                        "round_steps_ms": [r["steps_ms"] for r in ok],
                        "compile_ms": [r["compile_ms"] for r in ok], "n": len(steps),
+                       "memory": [r["memory"] for r in ok if "memory" in r],
                        "contended": any(r["contention"].get("busy") for r in ok)}
         environment = ok[0]["environment"] if ok else environment
     if environment is None:  # every round refused or failed: the machine still, from the parent

@@ -70,9 +70,13 @@ def time_loops(spec: dict) -> dict:
     from backends.settings import effective_settings
     from bench.execute.peak import cached_peak
     from bench.measure.environment import capture_environment
-    from bench.measure.timing import ContentionProbe, summarize_ms
+    from backends.registry import get_backend
+    from bench.measure.timing import ContentionProbe, current_rss_mb, peak_rss_mb, summarize_ms
 
     loops = spec["loop"].split("+")
+    base_rss = current_rss_mb()  # Python, NumPy and the suite
+    get_backend(spec["backend"])  # imports the framework, idle
+    import_rss = current_rss_mb()
     steps = {}
     for loop in loops:
         backend, steps[loop] = _build_loop(spec | {"loop": loop})
@@ -87,8 +91,12 @@ def time_loops(spec: dict) -> dict:
     env = capture_environment(backend.versions(), backend.runtime_settings(), effective_settings(spec["backend"]),
                               peak=cached_peak())
     contention = probe.stop()
+    # Memory is the process's (with ``interleaved``, both loops'): its peak resident set, which holds the
+    # interpreter and the framework's runtime too; base and import say how much of it was there before a step.
+    memory = {"peak_rss_mb": peak_rss_mb(), "base_rss_mb": base_rss, "import_rss_mb": import_rss,
+              "device_peak_mb": backend.peak_device_memory_mb(spec["device"])}
     results = {loop: {"compile_ms": compile_ms[loop], "steps_ms": times[loop], "stats": summarize_ms(times[loop]),
-                      "contention": contention, "environment": env} for loop in loops}
+                      "contention": contention, "environment": env, "memory": memory} for loop in loops}
     return results[loops[0]] if len(loops) == 1 else {"loops": results}
 
 
