@@ -23,6 +23,18 @@ from tqdm import tqdm
 from bench.core.errors import DatasetError, DownloadError
 
 CHUNK = 1 << 16
+# What a server may make a download cost. The largest file the suite fetches (FGVC-Aircraft) is
+# 2.75 GB; a server that never ends, or trickles, is refused instead of filling the disk or
+# holding a job until its time-out.
+MAX_DOWNLOAD_BYTES = 8 << 30
+MIN_RATE = 16 << 10         # bytes/s, averaged from GRACE_S on
+GRACE_S = 60.0
+# What an archive may expand to: the disk's free space, and neither more members nor a higher
+# expansion ratio than any dataset's archive has (CIFAR-10 as JPEG folders: 60,011 entries;
+# image archives barely compress), so an archive bomb is refused before a byte is written.
+MAX_MEMBERS = 200_000
+MAX_RATIO = 50              # expanded bytes / archive bytes, once the expansion passes RATIO_FROM
+RATIO_FROM = 1 << 30
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -76,9 +88,15 @@ def _open(url: str, start: int, timeout: float):
 
 
 def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.0,
-             progress: bool = True) -> Path:
-    """Fetch ``url`` to ``dest`` (resuming a ``.part``), then verify ``checksum``."""
+             progress: bool = True, max_bytes: int = MAX_DOWNLOAD_BYTES, min_rate: float = MIN_RATE) -> Path:
+    """Fetch ``url`` to ``dest`` (resuming a ``.part``), then verify ``checksum``. A transfer longer
+    than its Content-Length or ``max_bytes``, or slower on average than ``min_rate`` bytes/s after
+    ``GRACE_S``, stops with DownloadError (the partial file is kept for a later resume, except
+    when the server sent more than it may)."""
+    import time
     dest = Path(dest)
+    if not dest.name or dest.name in (".", "..") or dest.is_dir():
+        raise DownloadError(f"{url}: cannot save it as {dest} (the URL must end in a file name)")
     if dest.exists():
         if checksum:
             verify_checksum(dest, checksum)
@@ -91,17 +109,34 @@ def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.
         if start and resp.status != 206:  # server ignored Range: restart from zero
             start = 0
         length = resp.headers.get("Content-Length")
-        total = int(length) + start if length is not None else None
-        received = start
+        try:
+            total = int(length) + start if length is not None else None
+        except ValueError:
+            raise DownloadError(f"{url}: Content-Length {length[:40]!r} is not a number") from None
+        if total is not None and total > max_bytes:
+            raise DownloadError(f"{url} declares {total} bytes, more than the {max_bytes} a download may have")
+        limit = total if total is not None else max_bytes
+        received, began = start, time.monotonic()
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, disable=not progress,
             desc=dest.name, leave=False,
         ) as bar:
             try:
-                while block := resp.read(CHUNK):
+                while block := resp.read1(CHUNK):  # what has arrived: a trickle still reaches the checks
                     f.write(block)
                     received += len(block)
                     bar.update(len(block))
+                    if received > limit:
+                        f.close()
+                        part.unlink()
+                        raise DownloadError(f"{url} sent more than its {limit} bytes "
+                                            f"({'Content-Length' if total is not None else 'the cap'}); refused")
+                    elapsed = time.monotonic() - began
+                    if elapsed > GRACE_S and (received - start) / elapsed < min_rate:
+                        raise DownloadError(
+                            f"download of {url} averages {(received - start) / elapsed:.0f} B/s after "
+                            f"{elapsed:.0f} s, below the {min_rate:.0f} B/s floor; partial file kept at {part}, "
+                            "run again to resume")
             except (OSError, urllib.error.URLError) as e:
                 raise DownloadError(
                     f"download of {url} interrupted at {received} bytes ({e}); "
@@ -130,12 +165,21 @@ def file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _members_size(archive: Path) -> int:
+def _members(archive: Path) -> tuple[int, int]:
+    """(number of members, bytes they expand to), read from the archive's own index before extracting
+    (a zip's declared sizes bound what it may expand to: zipfile stops at them)."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
-            return sum(i.file_size for i in z.infolist())
+            infos = z.infolist()
+            return len(infos), sum(i.file_size for i in infos)
+    count = size = 0
     with tarfile.open(archive) as t:
-        return sum(m.size for m in t.getmembers())
+        for m in t:  # streamed: an archive of millions of members is refused before they are all read
+            count += 1
+            size += m.size
+            if count > MAX_MEMBERS:
+                break
+    return count, size
 
 
 def _check_inside(base: Path, names) -> None:
@@ -154,7 +198,13 @@ def extract(archive: Path, dest: Path) -> Path:
     if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
         raise DatasetError(f"{archive} is neither a zip nor a tar archive")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    need = _members_size(archive)
+    members, need = _members(archive)
+    if members > MAX_MEMBERS:
+        raise DatasetError(f"archive {archive} holds more than {MAX_MEMBERS} members; refusing (no dataset the "
+                           "suite reads has that many)")
+    if need > RATIO_FROM and need > MAX_RATIO * archive.stat().st_size:
+        raise DatasetError(f"archive {archive} expands to {need / 1e6:.0f} MB, {need / archive.stat().st_size:.0f}x "
+                           f"its size (more than {MAX_RATIO}x past {RATIO_FROM >> 30} GiB: an archive bomb); refusing")
     free = shutil.disk_usage(dest.parent).free
     if need > free:
         raise DatasetError(

@@ -90,9 +90,11 @@ def planned_weights(path: Path) -> tuple[str, dict]:
     if not Path(path).exists():
         raise ConfigError(f"the suite's pretrained weights {path} are missing: their pretrain step did not "
                           "write them (see its record)")
+    digest = canonical.verify_digest(path, "the suite's pretrained weights",
+                                     "delete it and run the sweep again with --resume to pretrain again")
     meta, _ = canonical.read_canonical(path)
     source = meta.get("source", {})
-    return str(path), {"source": "suite pretrain", "path": str(path), "sha256": canonical.file_sha256(path),
+    return str(path), {"source": "suite pretrain", "path": str(path), "sha256": digest,
                        "pretrain_backend": source.get("backend"), "pretrain_config_hash": source.get("config_hash"),
                        "pretrain_run_id": source.get("run_id"), "pretrain_dataset": source.get("dataset")}
 
@@ -253,6 +255,7 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
     record = new_record(config)
     timer = StepTimer(warmup=config.warmup_steps, packed=packed)
     phases, started = timer.phases, time.perf_counter()
+    backend = None
     try:
         with phases("import"):
             backend = get_backend(config.backend)  # first: a backend module may register its architectures
@@ -299,6 +302,9 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                 model.save_weights(str(save_weights), source={
                     "run_id": record["run_id"], "config_hash": record["config_hash"],
                     "backend": config.backend, "dataset": config.dataset, "final_acc": record["accuracy"]["final"]})
+                digest = canonical.file_sha256(save_weights)
+                canonical.write_digest(save_weights, digest)  # the fine-tuned arms check it before they load
+                record["saved_weights"] = {"path": str(save_weights), "sha256": digest}
         record["status"] = "ok"
     except DivergedError as e:
         record.update(status="diverged", error=str(e))
@@ -309,6 +315,8 @@ def execute(config: RunConfig, out_dir: Path, *, cache_dir: Path | None = None,
                       traceback=traceback.format_exc(limit=20))
     finally:
         record["timing"] = timer.summary() | {"wall_s": time.perf_counter() - started}
+        if backend is not None:
+            record["timing"]["device_peak_mb"] = backend.peak_device_memory_mb(config.device)
         if record["status"] != "running":
             record["finished"] = utc_now()
             save_record(record, out_dir)

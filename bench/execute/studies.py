@@ -26,14 +26,33 @@ def study_record(study: Study, winner: int | None, rows: list[dict], seeds: list
     return StudyRecord.new(study.to_json(), winner, rows, seeds, records).to_json()
 
 
+def decided(out: Path) -> dict[str, dict]:
+    """The study records already in ``out`` that chose a winner, by study key (the newest of a key)."""
+    from bench.records.store import read_records
+    found, _ = read_records([out], "study") if Path(out).is_dir() else ([], [])
+    return {r["key"]: r for r in sorted(found, key=lambda r: r["created"]) if r.get("winner") is not None}
+
+
 def run_studies(studies: list[Study], seeds: list[int], opts, run_plan: Callable) -> list[dict]:
-    """Trials, then selection, then the winners' seeded runs; returns every run record."""
-    trials = [c for s in studies for c in s.trial_configs()]
+    """Trials, then selection, then the winners' seeded runs; returns every run record. With
+    ``--resume``, a study whose record already chose a winner keeps it: its trials are not run
+    again (a trial that failed the first time and succeeds now would otherwise change the winner
+    after its finals began) and its finals resume."""
+    before = decided(opts.out) if opts.resume else {}
+    for study in studies:
+        if study.key in before:
+            print(f"study {study.key} ({study.describe()}): decided before (--resume): trial "
+                  f"{before[study.key]['winner']}", flush=True)
+    todo = [s for s in studies if s.key not in before]
+    trials = [c for s in todo for c in s.trial_configs()]
     print(f"studies: {len(studies)}, trials: {len(trials)} (budget {studies[0].trials if studies else 0} each)",
           flush=True)
     records = run_plan(plan_sweep(trials, opts.cache_dir), opts)
     finals = []
     for study in studies:
+        if study.key in before:
+            finals += study.final_configs(before[study.key]["winner_point"], seeds)
+            continue
         winner, rows = select(study, records)
         rec = study_record(study, winner, rows, seeds, records)
         path = write_json_new(Path(opts.out) / f"{file_stamp(rec['created'])}_study_{study.key}.json", rec)

@@ -131,11 +131,18 @@ def trial_score(record: dict) -> tuple | None:
 def select(study: Study, records: list[dict]) -> tuple[int | None, list[dict]]:
     """(winning trial, one row per trial) from the trials' records; reads validation only."""
     points = study.points()
-    by_trial = {r["config"]["trial"]: r for r in records
-                if r["config"].get("study") == study.key and r["config"].get("trial") is not None}
+    by_trial: dict[int, list[dict]] = {}
+    for r in records:
+        if r["config"].get("study") == study.key and r["config"].get("trial") is not None:
+            by_trial.setdefault(r["config"]["trial"], []).append(r)
     rows, best = [], None
     for i, point in enumerate(points):
-        rec = by_trial.get(i)
+        tried = by_trial.get(i, [])
+        ok = [r for r in tried if r.get("status") == "ok"]
+        if len(ok) > 1:  # a copied or re-run trial: which one counts is not for the study to guess
+            raise ConfigError(f"study {study.key} ({study.describe()}): trial {i} has {len(ok)} ok records "
+                              f"(run ids {', '.join(r.get('run_id', '?') for r in ok)}); keep one and run again")
+        rec = ok[0] if ok else (tried[-1] if tried else None)
         score = trial_score(rec) if rec else None
         rows.append({"trial": i, "point": point, "config_hash": rec["config_hash"] if rec else None,
                      "status": rec["status"] if rec else "missing",

@@ -228,6 +228,30 @@ class StudyRecord(Record):
             _point(data.get("winner_point"), "winner_point")
         for seed in items(data.get("seeds"), "seeds"):
             count(seed, "seeds")
+        StudyRecord._consistent(data, rows, winner)
+
+    @staticmethod
+    def _consistent(data: dict, rows: list[dict], winner) -> None:
+        """The key is its arm's, space's, budget's and sampler's; the points are the sampler's; the winner
+        is the selection rule's over the rows: an edited study is refused, not trusted."""
+        from bench.plan.config import RunConfig
+        from bench.plan.study import Study
+        try:
+            study = Study(RunConfig.from_json(data["arm"]), data["trials"], data["sampler_seed"])
+        except BenchError as e:
+            raise Invalid(f"its arm cannot be a study's ({str(e)[:160]})") from None
+        expect(study.key == data["key"], f"key {data['key'][:20]!r} is not its arm's, space's and budget's "
+               f"({study.key})")
+        points = study.points()
+        expect(all(row.get("point") == p for row, p in zip(rows, points)),
+               "a trial's point is not the one the study's sampler draws")
+        scored = [r for r in rows if r.get("val_acc") is not None]
+        for r in scored:
+            number(r.get("val_loss"), f"trial_results[{r['trial']}].val_loss")
+        best = max(scored, key=lambda r: (r["val_acc"], -r["val_loss"], -r["trial"]))["trial"] if scored else None
+        expect(winner == best, f"winner {winner} is not the best trial by validation ({best})")
+        if winner is not None:
+            expect(data.get("winner_point") == points[winner], "winner_point is not the winning trial's point")
 
     @classmethod
     def new(cls, study: dict, winner: int | None, rows: list[dict], seeds: list[int], trial_records: list[dict]):
@@ -264,6 +288,10 @@ def _loop(value, what: str) -> None:
     expect(all(isinstance(e, str) for e in items(loop.get("errors", []), f"{what}.errors")),
            f"{what}.errors holds something not a string")
     expect(isinstance(loop.get("contended", False), bool), f"{what}.contended is not true or false")
+    for i, memory in enumerate(items(loop.get("memory", []), f"{what}.memory")):
+        for key, value in obj(memory, f"{what}.memory[{i}]").items():
+            if value is not None:
+                number(value, f"{what}.memory[{i}].{key}", 0)
 
 
 def _spec(value) -> dict:

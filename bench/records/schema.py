@@ -61,13 +61,21 @@ def _curve(curve) -> None:
                 expect(p[f"n_{split}"] > 0, f"curve n_{split} is 0")
 
 
-def _accuracy(acc, trial: bool) -> None:
+def _accuracy(acc, trial: bool, curve=None) -> None:
     expect(isinstance(acc, dict), "accuracy is not an object")
     if trial:
         val = acc.get("val")
         expect(isinstance(val, dict), "a trial's accuracy has no validation score")
         number(val.get("acc"), "accuracy.val.acc", 0, 1)
         number(val.get("loss"), "accuracy.val.loss")
+        if curve and isinstance(curve[-1], dict) and "val_acc" in curve[-1]:  # the score is the curve's end
+            last = curve[-1]
+            expect(last.get("val_acc") == val["acc"] and last.get("val_loss") == val.get("loss")
+                   and last.get("n_val", val.get("n")) == val.get("n"),
+                   "accuracy.val does not match the curve's last validation point")
+            if last.get("val_correct") is not None and last.get("n_val"):
+                expect(abs(last["val_correct"] / last["n_val"] - val["acc"]) < 1e-9,
+                       "accuracy.val.acc is not the curve's val_correct / n_val")
         return
     number(acc.get("final"), "accuracy.final", 0, 1)
     ci = acc.get("final_ci95")
@@ -117,7 +125,7 @@ def _measurements(rec: dict) -> None:
     data = timing.get("data") or {}
     expect(isinstance(data, dict), "timing.data is not an object")
     _optional_number(data, "median_ms", "timing.data.median_ms")
-    for key in ("compile_ms", "peak_rss_mb", "wall_s"):
+    for key in ("compile_ms", "peak_rss_mb", "device_peak_mb", "wall_s"):
         _optional_number(timing, key, f"timing.{key}")
     expect(isinstance(timing.get("contention") or {}, dict), "timing.contention is not an object")
     tta = _section(rec, "time_to_accuracy")
@@ -138,17 +146,27 @@ def check_run_record(rec: dict) -> None:
         expect(isinstance(config.get(key), str), f"config.{key} is missing or not a string")
     count(config.get("seed"), "config.seed")
     try:
-        RunConfig.from_json(config)
+        recomputed = RunConfig.from_json(config).config_hash()
     except (BenchError, TypeError, ValueError) as e:
         raise Invalid(f"its config is not a valid run configuration ({str(e)[:160]})") from None
+    expect(rec.get("config_hash") == recomputed, f"config_hash {str(rec.get('config_hash'))[:20]!r} is not its "
+           f"config's ({recomputed}): the config was changed after the run")
+    from architectures import get_spec
+    try:
+        get_spec(config["model"])  # the tables read the architecture's spec (its size, its stages)
+    except BenchError as e:
+        raise Invalid(str(e)[:200]) from None
     expect(rec["status"] in ("ok", "failed", "diverged", "running"), f"status {rec['status'][:20]!r} is unknown")
     for key, kind in (("environment", dict), ("timing", dict), ("flags", list), ("model", dict), ("data", dict)):
         expect(isinstance(rec.get(key, kind()), kind), f"{key} is a {type(rec.get(key)).__name__}, expected "
                 f"a{'n object' if kind is dict else ' list'}")
-    expect(all(isinstance(f, dict) for f in rec.get("flags", [])), "flags holds something that is not an object")
+    for i, flag in enumerate(rec.get("flags", [])):
+        obj(flag, f"flags[{i}]")
+        text(flag.get("flag"), f"flags[{i}].flag")
+        text(flag.get("why"), f"flags[{i}].why")
     if rec["status"] == "ok":
         _curve(rec.get("curve"))
-        _accuracy(rec.get("accuracy"), config.get("trial") is not None)
+        _accuracy(rec.get("accuracy"), config.get("trial") is not None, rec.get("curve"))
         _measurements(rec)
     elif rec["status"] in ("failed", "diverged"):
         expect(isinstance(rec.get("error"), str), "a failed record says no error")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import time
 from datetime import datetime
 from pathlib import Path
@@ -136,18 +137,29 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-MAX_RECORD_BYTES = 64 << 20
+MAX_RECORD_BYTES = 4 << 20  # 140x the largest record the suite writes (28 KB); JSON in memory takes ~50x its bytes
+
+
+def read_json_file(path: Path, what: str = "result record"):
+    """A JSON file from elsewhere, parsed: a regular file (a FIFO or a device would block or never end)
+    of at most ``MAX_RECORD_BYTES``, standard JSON only (no NaN or Infinity); BenchError naming it otherwise."""
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError("not a regular file")
+            data = f.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+    except (OSError, ValueError, RecursionError) as e:
+        raise BenchError(f"cannot read {what} {path}: {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def read_record(path: Path, kind: str = RUN) -> dict:
     """One record of ``kind`` (``run``, ``study``, ``overhead``, ``tune``, ``profile``, ``peak``), parsed
     and checked by its class (``bench.records.kinds``); BenchError naming the file and the reason otherwise."""
-    try:
-        if Path(path).stat().st_size > MAX_RECORD_BYTES:
-            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
-        rec = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constants)
-    except (OSError, ValueError, RecursionError) as e:
-        raise BenchError(f"cannot read result record {path}: {type(e).__name__}: {str(e)[:200]}") from None
+    rec = read_json_file(path)
     if not isinstance(rec, dict):
         raise BenchError(f"{path}: a result record is a JSON object, got {type(rec).__name__}")
     version = rec.get("schema_version")

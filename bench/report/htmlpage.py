@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from html.parser import HTMLParser
 
 PLOTLY_JS = "plotly.min.js"
 FILTER_COLUMNS = ("experiment", "model", "backend", "arm", "strategy")
@@ -68,6 +70,12 @@ SCRIPT = """
     });
     apply();
   });
+  if(window.Plotly){
+    document.querySelectorAll("script.plot-figure").forEach(function(block){
+      var fig=JSON.parse(block.textContent);
+      Plotly.newPlot(block.getAttribute("data-plot"),fig.data,fig.layout,{responsive:true,displaylogo:false});
+    });
+  }
 })();
 """
 
@@ -76,8 +84,44 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+class _TableText(HTMLParser):
+    """Re-writes a table as the table tags alone, every text escaped: what a record's string can
+    smuggle into a table (another element, an attribute, a script) is dropped, its text kept."""
+
+    TAGS = ("table", "thead", "tbody", "tr", "th", "td")
+    ALIGN = re.compile(r"text-align:\s*(left|right|center);?")
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.TAGS:
+            style = dict(attrs).get("style") or ""
+            align = self.ALIGN.fullmatch(style.strip())
+            self.out.append(f'<{tag} style="text-align: {align.group(1)};">' if align and tag in ("th", "td")
+                            else f"<{tag}>")
+
+    def handle_endtag(self, tag):
+        if tag in self.TAGS:
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data):
+        self.out.append(esc(data))
+
+
+def safe_table(table_html: str) -> str:
+    """``table_html`` (tabulate's, or anything claiming to be a table) as table tags and escaped text only."""
+    parser = _TableText()
+    parser.feed(table_html)
+    parser.close()
+    return "".join(parser.out)
+
+
 def wrap_tables(body_html: str, table_id: str) -> str:
-    """tabulate's HTML tables inside a filterable wrapper; text lines as escaped notes."""
+    """tabulate's HTML tables inside a filterable wrapper, re-written by ``safe_table``; text lines as
+    escaped notes. Nothing of ``body_html`` reaches the page unescaped: a note holding lines that look
+    like a table becomes a table of escaped text."""
     out, lines, in_table, n = [], body_html.split("\n"), False, 0
     buffer: list[str] = []
     for line in lines:
@@ -88,15 +132,28 @@ def wrap_tables(body_html: str, table_id: str) -> str:
             buffer.append(line)
             if line.startswith("</table>"):
                 in_table = False
-                out.append(f'<div class="bench-table table-wrap" id="{table_id}-{n}" '
-                           f'data-filter="{",".join(FILTER_COLUMNS)}">' + "\n".join(buffer) + "</div>")
+                out.append(f'<div class="bench-table table-wrap" id="{esc(table_id)}-{n}" '
+                           f'data-filter="{",".join(FILTER_COLUMNS)}">' + safe_table("\n".join(buffer)) + "</div>")
                 n += 1
             continue
         if line.strip():
             text = line.lstrip("#").strip()
             out.append(f'<p class="{"caption" if line.startswith("#") or not line.startswith("-") else "note"}">'
                        f"{esc(text)}</p>")
+    if in_table:  # never closed: not a table tabulate wrote; its lines as text
+        out.extend(f'<p class="note">{esc(line)}</p>' for line in buffer if line.strip())
     return "\n".join(out)
+
+
+def relative_link(path: str, text: str) -> str:
+    """A link to a relative path (a record beside the site): each segment percent-encoded, so no
+    name (``javascript:...``, ``//host``, a quote) can make it another scheme, host or attribute."""
+    from urllib.parse import quote
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("",) for p in parts):
+        raise ValueError(f"not a relative path: {path!r}")
+    href = "/".join(quote(p, safe="") for p in parts)
+    return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
 def filter_table(headers: list[str], rows: list[list[str]], table_id: str | None = None,
@@ -111,14 +168,15 @@ def filter_table(headers: list[str], rows: list[list[str]], table_id: str | None
 
 
 def figure_div(div_id: str, fig) -> str:
-    """A deterministic Plotly div: the figure's JSON (sorted keys) and one call to draw it."""
+    """A deterministic Plotly div and its figure as JSON data (sorted keys) in a non-executable
+    ``application/json`` block, which ``site.js`` draws: no inline script (the pages' CSP forbids it)."""
     spec = json.loads(fig.to_json())
-    data = json.dumps(spec.get("data", []), sort_keys=True, separators=(",", ":"))
-    layout = json.dumps(spec.get("layout", {}), sort_keys=True, separators=(",", ":"))
-    # "</" never appears raw inside a script element (a record's string cannot close it)
-    data, layout = data.replace("</", "<\\/"), layout.replace("</", "<\\/")
-    return (f'<div class="plot" id="{div_id}"></div>\n<script>Plotly.newPlot("{div_id}",{data},{layout},'
-            '{"responsive":true,"displaylogo":false});</script>')
+    figure = json.dumps({"data": spec.get("data", []), "layout": spec.get("layout", {})}, sort_keys=True,
+                        separators=(",", ":"))
+    # "<" never appears raw inside the data block (a record's string cannot close it or open a comment)
+    figure = figure.replace("<", "\\u003c")
+    return (f'<div class="plot" id="{esc(div_id)}"></div>\n'
+            f'<script type="application/json" class="plot-figure" data-plot="{esc(div_id)}">{figure}</script>')
 
 
 def slug(text: str) -> str:
@@ -128,10 +186,18 @@ def slug(text: str) -> str:
 SITE_JS, SITE_CSS = "site.js", "site.css"   # written once beside the pages (write_site)
 
 
+# No inline script runs, nothing is fetched from elsewhere: scripts only from files beside the page
+# (Chromium counts a file:// page's own folder as neither 'self' nor safe, hence file:); Plotly styles
+# its SVG with inline style attributes and <style> elements, hence 'unsafe-inline' for styles only.
+CSP = ("default-src 'none'; script-src 'self' file:; style-src 'self' file: 'unsafe-inline'; img-src 'self' file: "
+       "data:; font-src 'self' file: data:; connect-src 'none'; base-uri 'none'; form-action 'none'; object-src 'none'")
+
+
 def page(title: str, nav: list[tuple[str, str]], body: str, plots: bool) -> str:
     links = "".join(f'<a href="{esc(href)}">{esc(text)}</a>' for text, href in nav)
     script = f'<script src="{PLOTLY_JS}"></script>\n' if plots else ""
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{esc(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n<title>{esc(title)}</title>\n'
             f'<link rel="stylesheet" href="{SITE_CSS}">\n{script}</head>\n<body>\n<header><strong>bench</strong> &middot; '
             f"{links}</header>\n<main>\n<h1>{esc(title)}</h1>\n{body}\n</main>\n"
             f'<script src="{SITE_JS}"></script>\n</body>\n</html>\n')

@@ -32,7 +32,7 @@ import numpy as np
 
 from .groups import group_records, row_label
 from . import htmlpage
-from .htmlpage import PLOTLY_JS, esc, figure_div, filter_table, page, slug, wrap_tables
+from .htmlpage import PLOTLY_JS, esc, figure_div, filter_table, page, relative_link, slug, wrap_tables
 from .tables import HOW_TO_READ, gaps, render_notes, report_sections, table_rows, timing_marks
 
 def _relative(path: Path, out_dir: Path) -> str:
@@ -44,7 +44,7 @@ def all_configurations(records: list[dict], paths: dict[int, Path], out_dir: Pat
     headers, rows, groups = table_rows(records)
     body = []
     for row, g in zip(rows, groups):
-        links = " ".join(f'<a href="{esc(_relative(paths[id(r)], out_dir))}">s{esc(r["config"]["seed"])}</a>'
+        links = " ".join(relative_link(_relative(paths[id(r)], out_dir), f's{r["config"]["seed"]}')
                          for r in g.runs if id(r) in paths)
         body.append([esc(c) for c in row] + [links])
     notes = render_notes(records, groups)

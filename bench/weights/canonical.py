@@ -146,6 +146,32 @@ def read_canonical(path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, {name: a.astype(np.float32, copy=False) for name, a in arrays.items()}
 
 
+def digest_path(path) -> Path:
+    """Where the digest of a file the suite wrote into its cache is kept: beside it."""
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def write_digest(path, digest: str) -> None:
+    """Record ``digest`` as the sha256 ``path`` had when the suite wrote it (``verify_digest``)."""
+    with atomic_path(digest_path(path)) as tmp:
+        tmp.write_text(digest + "\n")
+
+
+def verify_digest(path, what: str, fix: str) -> str:
+    """The file's sha256, when it is the one recorded when the suite wrote it; CheckpointError naming
+    the file, both digests and ``fix`` otherwise (a cache file changed, truncated or replaced since)."""
+    recorded = digest_path(path)
+    if not recorded.is_file():
+        raise CheckpointError(f"{what} {path} has no recorded digest ({recorded.name}): it was not written by this "
+                              f"version of the suite or its digest was removed; {fix}")
+    expected = recorded.read_text(encoding="utf-8", errors="replace").strip()[:64]
+    actual = file_sha256(path)
+    if actual != expected:
+        raise CheckpointError(f"{what} {path} changed since the suite wrote it (sha256 {actual}, recorded "
+                              f"{expected}); {fix}")
+    return actual
+
+
 def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

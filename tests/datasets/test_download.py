@@ -150,3 +150,81 @@ def test_registered_checksums_are_well_formed():
         if spec.checksum:
             algo, _, hexd = spec.checksum.partition(":")
             assert len(hexd) == {"md5": 32, "sha1": 40, "sha256": 64}[algo]
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """A hostile server: ``mode`` "endless" (no Content-Length, never ends), "longer" (sends more than it
+    declares), "trickle" (one byte at a time, slowly)."""
+    mode = "endless"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        import time
+        self.send_response(200)
+        if self.mode == "longer":
+            self.send_header("Content-Length", "10")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                if self.mode == "trickle":
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                else:
+                    self.wfile.write(b"x" * 65536)
+        except OSError:
+            pass  # the client hung up: what the test wants
+
+
+@pytest.fixture
+def hostile_server():
+    handler = type("H", (_Endless,), {})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_download_that_never_ends_is_cut_at_the_cap(hostile_server, tmp_path):
+    handler, url = hostile_server
+    with pytest.raises(DownloadError, match="sent more than its 1048576 bytes"):
+        download(url + "/a.zip", tmp_path / "a.zip", None, progress=False, max_bytes=1 << 20)
+    assert not list(tmp_path.iterdir())  # nothing of it is kept
+    handler.mode = "longer"  # http.client reads no further than the declared length
+    assert download(url + "/b.zip", tmp_path / "b.zip", None, progress=False).stat().st_size == 10
+
+
+def test_a_trickle_is_refused_below_the_rate_floor(hostile_server, tmp_path, monkeypatch):
+    import datasets.download as d
+    handler, url = hostile_server
+    handler.mode = "trickle"
+    monkeypatch.setattr(d, "GRACE_S", 0.5)
+    with pytest.raises(DownloadError, match=r"B/s floor; partial file kept"):
+        download(url + "/c.zip", tmp_path / "c.zip", None, progress=False)
+
+
+def test_a_url_that_names_no_file_is_a_clear_error(server, tmp_path):
+    _, url = server
+    with pytest.raises(DownloadError, match="the URL must end in a file name"):
+        download(url + "/x/..", tmp_path / "archives" / "..", None, progress=False)
+
+
+def test_archive_bombs_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import datasets.download as d
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(50):
+            z.writestr(f"f{i}.txt", "")
+    monkeypatch.setattr(d, "MAX_MEMBERS", 40)
+    with pytest.raises(DatasetError, match="holds more than 40 members"):
+        extract(many, tmp_path / "out")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("zeros.bin", b"\0" * (8 << 20))
+    monkeypatch.setattr(d, "RATIO_FROM", 1 << 20)
+    with pytest.raises(DatasetError, match="an archive bomb"):
+        extract(bomb, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

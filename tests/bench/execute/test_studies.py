@@ -79,3 +79,37 @@ def test_the_sampler_gives_every_arm_and_backend_the_same_points():
     assert all(0.01 / 10 ** 1.5 <= lr <= 0.01 * 10 ** 1.5 for lr in lrs) and max(lrs) / min(lrs) > 10
     assert {p["schedule"] for p in a.points()} <= {1, 2, 4}
     assert select(a, [])[0] is None  # no trial records: no winner
+
+
+def test_resume_keeps_a_decided_study_and_its_winner(fake_backend, tmp_path, capsys):
+    """A trial that had no ok record the first time (here: its record removed) is not re-run once the
+    study has chosen: a second chance for one trial would change the winner after its finals began."""
+    folder = write_image_folder(tmp_path / "imgs", per_class=10)
+    out = tmp_path / "out"
+    assert main(_argv(folder, out)) == 0
+    studies = _studies(out)
+    trial_files = sorted(p for p in out.glob("*.json") if "_study_" not in p.name
+                         and json.loads(p.read_text())["config"]["trial"] == 0)
+    trial_files[0].unlink()
+    capsys.readouterr()
+    assert main(_argv(folder, out, "--resume")) == 0
+    said = capsys.readouterr().out
+    assert said.count("decided before (--resume)") == 3 and "trials: 0" in said
+    assert _studies(out) == studies  # no new study record, the same winners
+    assert not trial_files[0].exists()
+
+
+def test_a_trial_with_two_ok_records_is_refused():
+    from bench.core.errors import ConfigError
+    base = RunConfig(backend="fake", model="fake_mlp", experiment="folder", dataset="folder", val_shots=2)
+    study = Study(base, trials=2)
+    recs = []
+    for cfg in study.trial_configs():
+        rec = {"config": cfg.to_json(), "config_hash": cfg.config_hash(), "status": "ok", "run_id": f"r{cfg.trial}",
+               "accuracy": {"val": {"acc": 0.5, "loss": 1.0, "n": 10}}}
+        recs.append(rec)
+    copy = json.loads(json.dumps(recs[0]))
+    copy["run_id"], copy["accuracy"]["val"]["acc"] = "copied", 0.99
+    with pytest.raises(ConfigError, match="trial 0 has 2 ok records"):
+        select(study, recs + [copy])
+    assert select(study, recs)[0] == 0  # a tie on accuracy and loss: the earlier trial

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bench.plan.config import RunConfig
+from bench.plan.study import Study
 from bench.records.kinds import (KINDS, Invalid, Machine, OverheadRecord, ProfileRecord, StudyRecord,
                                  TuneRecord)
 from bench.records.store import read_records
@@ -20,8 +21,10 @@ ENV = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "avx512f"], "cpu_count": 2, "gpu
 
 
 def study() -> dict:
-    return StudyRecord.new({"key": "k1", "arm": ARM, "trials": 1, "sampler_seed": 0}, 0, [dict(ROW)], [0],
-                           [{"config": {"study": "k1"}, "environment": ENV,
+    plan = Study(RunConfig.from_json(ARM), trials=2)
+    rows = [dict(ROW, trial=i, point=p, val_acc=0.5 + 0.1 * i) for i, p in enumerate(plan.points())]
+    return StudyRecord.new(plan.to_json(), 1, rows, [0],
+                           [{"config": {"study": plan.key}, "environment": ENV,
                              "timing": {"contention": {"busy": True, "other_share": 0.3}}}]).to_json()
 
 
@@ -57,7 +60,12 @@ def test_a_study_is_measured_where_its_trials_ran():
     assert rec.data["machines"] == [Machine.of(ENV).key] and rec.contention.busy and rec.contention.other_share == 0.3
 
 
-BAD = [("study", lambda r: r.update(winner=5), "winner '5' is not one of the 1 trials"),
+BAD = [("study", lambda r: r.update(winner=5), "winner '5' is not one of the 2 trials"),
+       ("study", lambda r: r.update(winner=0), "winner 0 is not the best trial by validation (1)"),
+       ("study", lambda r: r["trial_results"][0].update(val_acc=0.9), "winner 1 is not the best trial"),
+       ("study", lambda r: r.update(key="k1"), "key 'k1' is not its arm's"),
+       ("study", lambda r: r["arm"].update(lr=0.5), "is not its arm's, space's and budget's"),
+       ("study", lambda r: r["trial_results"][1]["point"].update(lr=0.3), "a trial's point is not the one"),
        ("study", lambda r: r.update(trials="8"), "trials is '8', expected a count"),
        ("study", lambda r: r.update(trials=1_000_000_000), "trials 1000000000 is outside [1, 256]"),
        ("study", lambda r: r["trial_results"][0].update(val_acc="0.9"), "trial_results[0].val_acc is '0.9'"),
@@ -88,5 +96,5 @@ def test_reading_names_the_malformed_file_and_keeps_the_others(tmp_path):
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     records, problems = read_records([tmp_path], "study")
-    assert [r["key"] for r in records] == ["k1"]
+    assert [r["key"] for r in records] == [study()["key"]]
     assert len(problems) == 1 and "bad.json" in problems[0] and "malformed study record: winner '7'" in problems[0]

@@ -79,3 +79,34 @@ def test_torch_zoo_uses_torchs_own_loader_and_fails_clearly_offline(monkeypatch)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     with pytest.raises(BackendUnavailable, match="--pretrained zoo: torchvision's resnet18-.*--pretrained PATH"):
         get_backend("torch").create_model("resnet18", 10, pretrained="zoo")
+
+
+def test_a_poisoned_cached_conversion_is_rewritten_from_its_verified_original(served_resnet18, tmp_path, capsys):
+    from bench.weights import canonical
+    cache = tmp_path / "cache"
+    out, provenance = imagenet.canonical_imagenet("resnet18", cache)
+    _, clean = canonical.read_canonical(out)
+    meta, _ = canonical.read_canonical(out)
+    canonical.write_canonical(out, "resnet18", {k: np.zeros_like(v) for k, v in clean.items()}, meta["source"])
+    served_resnet18.payload = b""  # the original is cached: nothing is fetched again
+    again, provenance2 = imagenet.canonical_imagenet("resnet18", cache)
+    assert "does not hold what its original converts to; rewritten" in capsys.readouterr().err
+    _, restored = canonical.read_canonical(again)
+    assert all(np.array_equal(restored[k], clean[k]) for k in clean)
+    assert provenance2["sha256"] == canonical.file_sha256(again) == provenance["sha256"]
+
+
+def test_a_changed_suite_pretrain_file_is_refused(tmp_path):
+    from bench.core.errors import CheckpointError
+    from bench.execute.runner import planned_weights
+    from bench.weights import canonical
+    path = tmp_path / "pretrain.npz"
+    state = {"fc.weight": np.ones((2, 3), np.float32)}
+    canonical.write_digest(path, canonical.write_canonical(path, "fake_mlp", state, {"run_id": "r"}))
+    assert planned_weights(path)[1]["sha256"] == canonical.file_sha256(path)
+    canonical.write_canonical(path, "fake_mlp", {"fc.weight": np.zeros((2, 3), np.float32)}, {"run_id": "r"})
+    with pytest.raises(CheckpointError, match="changed since the suite wrote it"):
+        planned_weights(path)
+    canonical.digest_path(path).unlink()
+    with pytest.raises(CheckpointError, match="has no recorded digest"):
+        planned_weights(path)
