@@ -507,7 +507,8 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
                 optim: OptimConfig, seed: int = 0, mode: str = "graph", device: str = "cpu", precision: str = "fp32"):
     """The reference MindSpore loop, in MindSpore's own idiom and sharing no code with the harness:
     the network from MindCV's own constructor (``create_model``; EfficientNet-Lite0, in no zoo, from the
-    architecture's builder), frozen stages by ``requires_grad = False``, frozen BatchNorm statistics by
+    architecture's builder; a ResNet's stem pool set to the symmetric padding every framework's network
+    has, where MindCV pads with "same"), frozen stages by ``requires_grad = False``, frozen BatchNorm statistics by
     ``use_batch_statistics = False``, all in its own lines; ``nn.TrainOneStepCell`` over
     ``nn.WithLossCell`` and the optimizer the configuration names (``nn.Momentum`` or ``nn.Adam``,
     ungrouped, the fastest documented way, where every stage has one lr; else one group per
@@ -524,6 +525,11 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     view, plan = arch_view(arch, "mindspore"), make_plan(strategy)
     if view.names.zoo:
         net = create_model(view.names.zoo, num_classes=num_classes)
+        if hasattr(net, "max_pool"):
+            # MindCV's ResNets pool their stem with pad_mode="same", padding (0, 1); the network every
+            # framework computes (torchvision's, Gluon's, the harness's) pads (1, 1). The reference computes
+            # that same network, or harness/native would compare two networks: one line of MindSpore.
+            net.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
     else:
         net = view.build(num_classes, image_size=image_size, stem="imagenet", zoo=False)
     groups: dict[float, list] = {}
