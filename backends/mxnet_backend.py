@@ -445,7 +445,10 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     trainer = gluon.Trainer(net.collect_params(), "adam" if optim.name == "adam" else "nag" if optim.nesterov
                             else "sgd", settings if optim.name == "adam" else settings | {"momentum": optim.momentum})
     if precision == "fp16":
-        amp.init_trainer(trainer)
+        try:
+            amp.init_trainer(trainer)
+        except AssertionError as e:  # Gluon's loss scaling wants amp.init(), which patches every operator
+            raise unsupported_precision("MXNet", mx.__version__, str(ctx), precision, e) from None
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def step() -> None:

@@ -141,20 +141,23 @@ def _name_variants(groups: list[Group]) -> None:
             continue
         keys = sorted({k for g in same for k in g.config})
         differ = [k for k in keys if len({str(g.config.get(k)) for g in same}) > 1]
+        machines, starts = {g.machine for g in same}, {g.start for g in same}  # once per set: linear in groups
+        words = len({g.machine_label for g in same}) == len(machines)
         for g in same:
-            g.variant = ", ".join([f"{k}={g.config.get(k)}" for k in differ] + _machine_and_start(g, same))
+            g.variant = ", ".join([f"{k}={g.config.get(k)}" for k in differ]
+                                  + _machine_and_start(g, len(machines) > 1, words, len(starts) > 1))
 
 
-def _machine_and_start(group: Group, alike: list[Group]) -> list[str]:
-    """``machine=...`` and ``start=...`` where groups shown alike ran on two machines or started from
-    two files (the machine in words; where two machines share those words, its ISA flags too)."""
+def _machine_and_start(group: Group, machines: bool, words: bool, starts: bool) -> list[str]:
+    """``machine=...`` and ``start=...`` where groups shown alike ran on two machines (``machines``) or
+    started from two files (``starts``): the machine in words, and where two machines share those words
+    (not ``words``), its ISA flags too."""
     out = []
-    if len({g.machine for g in alike}) > 1:
-        words = {g.machine_label for g in alike}
-        label = group.machine_label if len(words) == len({g.machine for g in alike}) else \
+    if machines:
+        label = group.machine_label if words else \
             f"{group.machine_label} [{' '.join(Machine.of(group.runs[0].get('environment')).isa)}]"
         out.append(f"machine={label}")
-    if len({g.start for g in alike}) > 1:
+    if starts:
         out.append(f"start={(group.start or 'unrecorded')[:12]}")
     return out
 

@@ -178,6 +178,16 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
             + ". These ran before the MindSpore backend drew its dropout masks from a seeded op: MindSpore 2.9's "
             "CPU Dropout draws different masks from one seed in different processes (docs/traps.md), so a rerun of "
             "one of their seeds gives another result; their spread over seeds includes that variation")
+    winners: dict[str, list] = {}
+    for g in groups:
+        if g.config.get("study"):
+            winners.setdefault(g.config["study"], []).append(g)
+    for key, chosen in sorted(winners.items()):
+        if len(chosen) > 1:  # a study re-selected (a --resume before decided studies were kept): say so
+            lines.append(f"- study {key}: {len(chosen)} tuned rows ("
+                         + "; ".join(f"{g.label('backend')} {row_label(g)}" for g in chosen)
+                         + ") from one study: it chose more than once (its trials re-run after its finals began); "
+                         "its study record names the winner it kept")
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]

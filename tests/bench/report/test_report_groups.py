@@ -101,3 +101,11 @@ def test_seed_count_is_checked_against_the_measured_spread():
     cells = [c.strip() for c in row.split("|")[1:-1]]
     d = np.subtract((0.80, 0.70, 0.75), (0.40, 0.45, 0.30))
     assert cells[:4] == ["folder", "3–3", f"{d.std(ddof=1):.3f}", f"{d.mean():.3f}"] and cells[4] == "3"
+
+
+def test_two_tuned_rows_of_one_study_are_named():
+    a = [record(seed=s, lr=0.01, study="k1") for s in (0, 1)]
+    b = [record(seed=s, lr=0.03, study="k1", acc=0.7) for s in (0, 1)]
+    text = render_table(a + b, "markdown")
+    assert "study k1: 2 tuned rows" in text and "it chose more than once" in text
+    assert "tuned rows" not in render_table(a, "markdown")
