@@ -139,9 +139,10 @@ def select(study: Study, records: list[dict]) -> tuple[int | None, list[dict]]:
     for i, point in enumerate(points):
         tried = by_trial.get(i, [])
         ok = [r for r in tried if r.get("status") == "ok"]
-        if len(ok) > 1:  # a copied or re-run trial: which one counts is not for the study to guess
-            raise ConfigError(f"study {study.key} ({study.describe()}): trial {i} has {len(ok)} ok records "
-                              f"(run ids {', '.join(r.get('run_id', '?') for r in ok)}); keep one and run again")
+        if len({trial_score(r) for r in ok}) > 1:  # two scores for one trial: which counts is not the study's guess
+            raise ConfigError(f"study {study.key} ({study.describe()}): trial {i} has {len(ok)} ok records with "
+                              f"different validation scores (run ids {', '.join(r.get('run_id', '?') for r in ok)}); "
+                              "keep one and run again")  # (a retried job that finished twice scores alike)
         rec = ok[0] if ok else (tried[-1] if tried else None)
         score = trial_score(rec) if rec else None
         rows.append({"trial": i, "point": point, "config_hash": rec["config_hash"] if rec else None,

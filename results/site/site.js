@@ -42,4 +42,10 @@
     });
     apply();
   });
+  if(window.Plotly){
+    document.querySelectorAll("script.plot-figure").forEach(function(block){
+      var fig=JSON.parse(block.textContent);
+      Plotly.newPlot(block.getAttribute("data-plot"),fig.data,fig.layout,{responsive:true,displaylogo:false});
+    });
+  }
 })();

@@ -99,7 +99,7 @@ def test_resume_keeps_a_decided_study_and_its_winner(fake_backend, tmp_path, cap
     assert not trial_files[0].exists()
 
 
-def test_a_trial_with_two_ok_records_is_refused():
+def test_a_trial_with_two_different_scores_is_refused():
     from bench.core.errors import ConfigError
     base = RunConfig(backend="fake", model="fake_mlp", experiment="folder", dataset="folder", val_shots=2)
     study = Study(base, trials=2)
@@ -110,6 +110,9 @@ def test_a_trial_with_two_ok_records_is_refused():
         recs.append(rec)
     copy = json.loads(json.dumps(recs[0]))
     copy["run_id"], copy["accuracy"]["val"]["acc"] = "copied", 0.99
-    with pytest.raises(ConfigError, match="trial 0 has 2 ok records"):
+    with pytest.raises(ConfigError, match="trial 0 has 2 ok records with different validation scores"):
         select(study, recs + [copy])
+    twin = json.loads(json.dumps(recs[0]))
+    twin["run_id"] = "retried"  # a job that finished twice (a retry on another node): the same score
+    assert select(study, recs + [twin])[0] == 0
     assert select(study, recs)[0] == 0  # a tie on accuracy and loss: the earlier trial

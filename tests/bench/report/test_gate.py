@@ -140,3 +140,20 @@ def test_the_same_record_on_both_sides_is_refused(tmp_path):
     run = subprocess.run([sys.executable, "-m", "bench", "gate", str(base), str(cand)], capture_output=True, text=True,
                          cwd=ROOT)
     assert run.returncode == 2 and "1 record(s) are on both sides" in run.stderr, run.stderr
+
+
+def test_cli_never_passes_what_it_cannot_resolve_or_see(tmp_path):
+    """Exit 3 when too few processes to resolve (a 10x slowdown over 3 a side), 4 when the candidate lacks a
+    configuration of the baseline (a CI step passing on exit 0 must not pass these)."""
+    sides = {"base": [overhead([40, 41, 39], [40, 41, 39]), overhead([40] * 5, [40] * 5, backend="mxnet")],
+             "slow3": [overhead([400, 410, 390], [40, 41, 39]), overhead([40.1] * 5, [40.1] * 5, backend="mxnet")],
+             "lacks": [overhead([40, 42, 39], [40, 42, 39])]}
+    for name, recs in sides.items():
+        (tmp_path / name).mkdir()
+        for i, rec in enumerate(recs):
+            (tmp_path / name / f"{i}.json").write_text(json.dumps(rec))
+    run = lambda b: subprocess.run([sys.executable, "-m", "bench", "gate", str(tmp_path / "base"),  # noqa: E731
+                                    str(tmp_path / b)], capture_output=True, text=True, cwd=ROOT)
+    few, lacks = run("slow3"), run("lacks")
+    assert few.returncode == 3 and "cannot be resolved with so few processes" in few.stdout
+    assert lacks.returncode == 4 and "measured in the baseline only: mxnet" in lacks.stdout

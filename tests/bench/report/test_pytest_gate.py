@@ -116,3 +116,20 @@ def test_no_private_pytest_benchmark_api():
         text = path.read_text()
         assert not re.search(r"\b(benchmark|config|session)\._\w", text), path
         assert "_benchmarksession" not in text and "pytest_benchmark." not in text, path
+
+
+def test_the_published_check_regates_to_its_verdicts():
+    """results/gate-check: the baseline, three unchanged and three planted runs of the pytest route;
+    `bench gate` on the saved files gives each run's verdict again (and names only PyTorch's benchmarks)."""
+    import subprocess
+    import sys
+    folder = ROOT / "results" / "gate-check"
+    runs = sorted(folder.glob("0*.json"))
+    assert len(runs) == 7
+    for run in runs[1:]:
+        gate = subprocess.run([sys.executable, "-m", "bench", "gate", str(runs[0]), str(run)], capture_output=True,
+                              text=True, cwd=ROOT)
+        planted = "uncommitted-changes" in run.name
+        assert gate.returncode == (1 if planted else 0), gate.stdout + gate.stderr
+        moved = [line for line in gate.stdout.splitlines() if line.endswith("REGRESSION")]
+        assert all("torch" in line and "step ms" in line for line in moved) and len(moved) == (2 if planted else 0)
