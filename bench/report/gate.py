@@ -67,7 +67,7 @@ def factor_of(measure: str, factor: float, overhead_factor: float, memory_factor
 
 def samples(runs: list[dict], overhead: list[dict]) -> Samples:
     """Per-process samples of run and overhead records; contended processes are counted, not pooled."""
-    from .groups import clean_step_ms, config_name, machine_of
+    from .groups import busy, clean_step_ms, config_name, machine_of
     out = Samples()
     for rec in overhead:
         spec = rec.get("spec") or {}
@@ -91,7 +91,7 @@ def samples(runs: list[dict], overhead: list[dict]) -> Samples:
         ms = clean_step_ms(rec)
         if ms is not None:
             out.add((name, "step ms"), [ms], machine)
-        elif rec.get("status") == "ok" and (rec.get("config") or {}).get("arm") != "pretrain":
+        elif busy(rec):  # timed while the CPU was busy: counted, not pooled (a packed run has no time to gate)
             out.left_out((name, "step ms"), 1)
         peak = (rec.get("timing") or {}).get("peak_rss_mb")
         if rec.get("status") == "ok" and peak is not None and (rec.get("config") or {}).get("arm") != "pretrain":
