@@ -117,29 +117,34 @@ def pytest_samples(doc, source: str) -> Samples:
                 out.ungated.append(name)
                 continue
             got = obj(got, f"{where}.extra_info.{PROCESSES}")
-            step = [number(v, f"{where}.extra_info.{PROCESSES}.step_ms", 0) for v in items(got.get("step_ms"),
-                                                                                           f"{where}...step_ms")]
-            rss = [number(v, f"{where}.extra_info.{PROCESSES}.peak_rss_mb", 0)
-                   for v in items(got.get("peak_rss_mb") or [], f"{where}...peak_rss_mb")]
+            label = text(got.get("machine"), f"{where}.extra_info.{PROCESSES}.machine")
+
+            def per_process(key: str, required: bool = False) -> list[float]:
+                what = f"{where}.extra_info.{PROCESSES}.{key}"
+                values = got.get(key) if required else got.get(key) or []
+                return [number(v, what, 0) for v in items(values, what)]
+
+            step = per_process("step_ms", required=True)
             contended = items(got.get("contended") or [False] * len(step), f"{where}...contended")
             if len(contended) != len(step) or not all(isinstance(c, bool) for c in contended):
                 raise Invalid(f"{where}.extra_info.{PROCESSES}.contended is not one true/false per process")
-            label = text(got.get("machine"), f"{where}.extra_info.{PROCESSES}.machine")
-            clean = [ms for ms, busy in zip(step, contended) if not busy]
-            if clean:
-                out.add((name, "step ms"), clean, label)
-            out.left_out((name, "step ms"), len(step) - len(clean))
-            if rss:
-                out.add((name, RSS), rss, label)
-            ratios = [number(v, f"{where}.extra_info.{PROCESSES}.harness_native", 0)
-                      for v in items(got.get("harness_native") or [], f"{where}...harness_native")]
+
+            def keep(measure: str, values: list[float]) -> None:
+                """A time measured per process: contended processes counted, not pooled."""
+                clean = [v for v, busy in zip(values, contended) if not busy]
+                if clean:
+                    out.add((name, measure), clean, label)
+                if values:
+                    out.left_out((name, measure), len(values) - len(clean))
+
+            keep("step ms", step)
+            ratios = per_process("harness_native")
             if ratios and len(ratios) != len(step):
                 raise Invalid(f"{where}.extra_info.{PROCESSES}.harness_native is not one ratio per process")
-            clean = [r for r, busy in zip(ratios, contended) if not busy]
-            if clean:
-                out.add((name, "harness/native"), clean, label)
-            if ratios:
-                out.left_out((name, "harness/native"), len(ratios) - len(clean))
+            keep("harness/native", ratios)
+            rss = per_process("peak_rss_mb")
+            if rss:  # memory: another process's CPU use does not change it
+                out.add((name, RSS), rss, label)
     except Invalid as e:
         raise BenchError(f"{source}: not a pytest-benchmark result with per-process samples: {e}") from None
     return out

@@ -204,8 +204,8 @@ def _overhead_table(combos: list[dict], fmt: str, target: float) -> str:
                      "plan application and optimizer set-up; a cost they share is invisible in their ratio")
     if any("†" in row["harness/native"] for row in rows):
         notes.append("† measured while other processes used > 10% of the machine's CPU")
-    if memory_note(combos):
-        notes.append(memory_note(combos))
+    if memory := memory_note(combos):
+        notes.append(memory)
     notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 
@@ -293,8 +293,8 @@ def _speed_table(combos: list[dict], fmt: str, loop: str) -> str:
     cpus = sorted({r["cpu"] for r in combos if r.get("cpu")})
     if cpus:
         notes.append("CPU: " + "; ".join(cpus))
-    if memory_note(combos):
-        notes.append(memory_note(combos))
+    if memory := memory_note(combos):
+        notes.append(memory)
     notes.append(_sitting(combos))
     return table + "\n\n" + "\n\n".join(notes)
 
