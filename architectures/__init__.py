@@ -104,13 +104,21 @@ class PackagedWeights:
 
 @dataclass(frozen=True)
 class DownloadedWeights:
-    """ImageNet weights published as a file to download (torchvision's), whose name ends in
-    the first hex digits of its SHA-256; ``rules`` rename its tensors to canonical names
-    (regex, replacement), where the file predates the structure's names."""
+    """ImageNet weights published as a file to download (torchvision's). ``sha256`` and ``size`` pin
+    the file in full (its name carries only the first 8 hex digits of the SHA-256, 32 bits); ``rules``
+    rename its tensors to canonical names (regex, replacement), where the file predates the
+    structure's names."""
 
     url: str
     note: str
+    sha256: str
+    size: int               # bytes: a download may not send more
     rules: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256) or not self.sha256.startswith(self.sha256_prefix):
+            raise ValueError(f"{self.url}: sha256 {self.sha256!r} is not a full SHA-256 beginning with the "
+                             f"file name's {self.sha256_prefix}")
 
     @property
     def filename(self) -> str:
@@ -118,6 +126,7 @@ class DownloadedWeights:
 
     @property
     def sha256_prefix(self) -> str:
+        """The hex digits in the file's name (torchvision's convention)."""
         return self.filename.rsplit("-", 1)[1].split(".")[0]
 
     def to_canonical(self, name: str) -> str:

@@ -47,6 +47,7 @@ register(ArchSpec(
     imagenet=DownloadedWeights(
         "https://download.pytorch.org/models/densenet121-a639ec97.pth",
         note="torchvision's ImageNet weights (densenet121-a639ec97.pth, IMAGENET1K_V1)",
+        sha256="a639ec97d7c33b07ae66f0b5fb7d0192f95a3b11b7576c66c0126c2a727c4395", size=32_342_954,
         rules=((r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$",
                 r"\1\2"),)),
     recipe=Recipe(source="MindCV DenseNet-121 Canidae fine-tune: Adam 1e-4 (backbone trains), "

@@ -103,7 +103,9 @@ register(ArchSpec(
     },
     imagenet=DownloadedWeights("https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
                                note="torchvision's ImageNet weights (mobilenet_v3_small-047dcff4.pth, "
-                                    "IMAGENET1K_V1)"),
+                                    "IMAGENET1K_V1)",
+                               sha256="047dcff4addef86ea5bc2eff13c9614dc11f47ab1160d0a71a25e7db994f4e1f",
+                               size=10_306_551),
     recipe=Recipe(source="MindCV custom-dataset guide (Aircraft): Momentum 0.9, lr 0.002 "
                          "(configs/mobilenetv3 wd 2e-5)",
                   optimizer="momentum", lr=2e-3, momentum=0.9, weight_decay=2e-5, scratch_lr=2e-2),

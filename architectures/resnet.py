@@ -32,20 +32,23 @@ def _frameworks(depth: int) -> dict[str, FrameworkNames]:
     }
 
 
-def _torchvision(file: str) -> DownloadedWeights:
-    return DownloadedWeights(TORCHVISION + file, note=f"torchvision's ImageNet weights ({file}, IMAGENET1K_V1)")
+def _torchvision(file: str, sha256: str, size: int) -> DownloadedWeights:
+    return DownloadedWeights(TORCHVISION + file, note=f"torchvision's ImageNet weights ({file}, IMAGENET1K_V1)",
+                             sha256=sha256, size=size)
 
 
 register(ArchSpec(
     name="resnet18", description="ResNet-18 (d2l hotdog recipe)", family="resnet", stages=STAGES, stems=STEMS,
-    frameworks=_frameworks(18), recipe=D2L, num_features=512, imagenet=_torchvision("resnet18-f37072fd.pth"),
+    frameworks=_frameworks(18), recipe=D2L, num_features=512, imagenet=_torchvision(
+        "resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec", 46_830_571),
     config={"block": "basic", "layers": (2, 2, 2, 2)},
 ))
 
 register(ArchSpec(
     name="resnet50", description="ResNet-50 v1.5 (MindSpore Canidae tutorial)", family="resnet", stages=STAGES,
     stems=STEMS, frameworks=_frameworks(50), recipe=MINDSPORE_CANIDAE, num_features=2048,
-    imagenet=_torchvision("resnet50-0676ba61.pth"),
+    imagenet=_torchvision(
+        "resnet50-0676ba61.pth", "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", 102_530_333),
     config={"block": "bottleneck", "layers": (3, 4, 6, 3)},
 ))
 

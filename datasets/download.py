@@ -29,6 +29,7 @@ CHUNK = 1 << 16
 MAX_DOWNLOAD_BYTES = 8 << 30
 MIN_RATE = 16 << 10         # bytes/s, averaged from GRACE_S on
 GRACE_S = 60.0
+MAX_SECONDS = 4 * 3600.0    # a whole download: FGVC-Aircraft at 200 KB/s; a trickle above MIN_RATE stops here
 # What an archive may expand to: the disk's free space, and neither more members nor a higher
 # expansion ratio than any dataset's archive has (CIFAR-10 as JPEG folders: 60,011 entries;
 # image archives barely compress), so an archive bomb is refused before a byte is written.
@@ -46,12 +47,12 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
-    """``"sha256:<hex>"`` -> ("sha256", "<hex>"). ``sha256-prefix:<hex>`` checks only the
-    leading digits (torchvision publishes 8 of them in its file names)."""
+    """``"sha256:<hex>"`` -> ("sha256", "<hex>"): a whole digest of its algorithm, never a prefix."""
+    import re
     algo, _, hexdigest = checksum.partition(":")
-    if algo not in ("md5", "sha1", "sha256", "sha256-prefix") or not hexdigest:
-        raise DatasetError(f"checksum {checksum!r} must look like sha256:<hex>, sha1:<hex>, md5:<hex> "
-                           "or sha256-prefix:<hex>")
+    width = {"md5": 32, "sha1": 40, "sha256": 64}.get(algo)
+    if width is None or not re.fullmatch(f"[0-9a-fA-F]{{{width}}}", hexdigest):
+        raise DatasetError(f"checksum {checksum!r} must look like sha256:<64 hex>, sha1:<40 hex> or md5:<32 hex>")
     return algo, hexdigest.lower()
 
 
@@ -63,8 +64,8 @@ def verify_checksum(path: Path, checksum: str, *, delete: bool = True) -> None:
             path.unlink()
         raise DownloadError(f"{path} is empty (0 bytes)" + ("; deleted it, download again" if delete else ""))
     algo, expected = parse_checksum(checksum)
-    actual = file_digest(path, algo.removesuffix("-prefix"))
-    if actual != expected and not (algo.endswith("-prefix") and actual.startswith(expected)):
+    actual = file_digest(path, algo)
+    if actual != expected:
         if delete:
             path.unlink()
         raise DownloadError(
@@ -87,12 +88,15 @@ def _open(url: str, start: int, timeout: float):
         raise DownloadError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from None
 
 
-def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.0,
-             progress: bool = True, max_bytes: int = MAX_DOWNLOAD_BYTES, min_rate: float = MIN_RATE) -> Path:
-    """Fetch ``url`` to ``dest`` (resuming a ``.part``), then verify ``checksum``. A transfer longer
-    than its Content-Length or ``max_bytes``, or slower on average than ``min_rate`` bytes/s after
-    ``GRACE_S``, stops with DownloadError (the partial file is kept for a later resume, except
-    when the server sent more than it may)."""
+def download(url: str, dest: Path, checksum: str | None, *, size: int | None = None, timeout: float = 60.0,
+             progress: bool = True, max_bytes: int = MAX_DOWNLOAD_BYTES, min_rate: float = MIN_RATE,
+             max_seconds: float = MAX_SECONDS) -> Path:
+    """Fetch ``url`` to ``dest`` (resuming a ``.part``), then verify ``checksum``. ``size``: the bytes
+    the file is known to have; a server declaring another length is refused before a byte is written.
+    A transfer longer than ``size``, its Content-Length or ``max_bytes``, silent for ``timeout`` s,
+    slower on average than ``min_rate`` bytes/s after ``GRACE_S``, or longer than ``max_seconds`` in
+    all, stops with DownloadError (the partial file is kept for a later resume, except when the
+    server sent more than it may)."""
     import time
     dest = Path(dest)
     if not dest.name or dest.name in (".", "..") or dest.is_dir():
@@ -115,7 +119,9 @@ def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.
             raise DownloadError(f"{url}: Content-Length {length[:40]!r} is not a number") from None
         if total is not None and total > max_bytes:
             raise DownloadError(f"{url} declares {total} bytes, more than the {max_bytes} a download may have")
-        limit = total if total is not None else max_bytes
+        if size is not None and total is not None and total != size:
+            raise DownloadError(f"{url} declares {total} bytes; the file it should be has {size}; refused")
+        limit = min(x for x in (total, size, max_bytes) if x is not None)
         received, began = start, time.monotonic()
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, disable=not progress,
@@ -132,6 +138,10 @@ def download(url: str, dest: Path, checksum: str | None, *, timeout: float = 60.
                         raise DownloadError(f"{url} sent more than its {limit} bytes "
                                             f"({'Content-Length' if total is not None else 'the cap'}); refused")
                     elapsed = time.monotonic() - began
+                    if elapsed > max_seconds:
+                        raise DownloadError(f"download of {url} still running after {elapsed:.0f} s, longer than "
+                                            f"the {max_seconds:.0f} s a download may take; partial file kept at "
+                                            f"{part}, run again to resume")
                     if elapsed > GRACE_S and (received - start) / elapsed < min_rate:
                         raise DownloadError(
                             f"download of {url} averages {(received - start) / elapsed:.0f} B/s after "

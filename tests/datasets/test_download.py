@@ -206,6 +206,31 @@ def test_a_trickle_is_refused_below_the_rate_floor(hostile_server, tmp_path, mon
         download(url + "/c.zip", tmp_path / "c.zip", None, progress=False)
 
 
+def test_a_trickle_above_the_floor_stops_at_the_overall_time_limit(hostile_server, tmp_path):
+    handler, url = hostile_server
+    handler.mode = "trickle"  # ~20 B/s: above a floor of 1 B/s, so only the overall limit stops it
+    with pytest.raises(DownloadError, match=r"longer than the 1 s a download may take; partial file kept"):
+        download(url + "/d.zip", tmp_path / "d.zip", None, progress=False, min_rate=1, max_seconds=1)
+
+
+def test_a_file_of_known_size_is_cut_at_that_size(hostile_server, server, archive_bytes, tmp_path):
+    handler, url = hostile_server
+    with pytest.raises(DownloadError, match="sent more than its 4096 bytes"):
+        download(url + "/e.zip", tmp_path / "e.zip", None, progress=False, size=4096)
+    good, base = server
+    good.payload = archive_bytes
+    with pytest.raises(DownloadError, match=f"declares {len(archive_bytes)} bytes; the file it should be has 7"):
+        download(base + "/f.zip", tmp_path / "f.zip", None, progress=False, size=7)
+    assert not (tmp_path / "f.zip").exists() and not (tmp_path / "f.zip.part").exists()
+
+
+@pytest.mark.parametrize("checksum", ["sha256:f37072fd", "sha256-prefix:f37072fd", "md5:" + "0" * 31, "sha256:" + "g" * 64])
+def test_a_checksum_is_a_whole_digest(checksum):
+    from datasets.download import parse_checksum
+    with pytest.raises(DatasetError, match="must look like sha256:<64 hex>"):
+        parse_checksum(checksum)
+
+
 def test_a_url_that_names_no_file_is_a_clear_error(server, tmp_path):
     _, url = server
     with pytest.raises(DownloadError, match="the URL must end in a file name"):

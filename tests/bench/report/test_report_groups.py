@@ -109,3 +109,23 @@ def test_two_tuned_rows_of_one_study_are_named():
     text = render_table(a + b, "markdown")
     assert "study k1: 2 tuned rows" in text and "it chose more than once" in text
     assert "tuned rows" not in render_table(a, "markdown")
+
+
+def test_scratch_variants_give_one_baseline_chosen_without_a_test_score():
+    """A task trained from scratch at several lrs pairs every fine-tuned row with one of them: the one
+    with the most seeds (not the best or worst on test), and the notes say how many there were."""
+    ft = [record(seed=s, acc=0.8, lr=0.01 * (1 + k)) for k in range(3) for s in range(3)]
+    best_on_test = [record(seed=s, acc=0.95, arm="scratch", strategy="scratch", lr=0.5) for s in range(2)]
+    most_seeds = [record(seed=s, acc=0.4, arm="scratch", strategy="scratch", lr=0.1) for s in range(3)]
+    rows = gap_rows(ft + best_on_test + most_seeds)
+    assert len(rows) == 3 and {r[7] for r in rows} == {"0.400"}
+    assert "under 2 settings" in render_table(ft + best_on_test + most_seeds, "markdown")
+
+
+def test_pairing_is_linear_in_scratch_variants():
+    """400 fine-tuned lr variants against 400 scratch lr variants: 400 pairs, not 160,000."""
+    from bench.report.groups import pair_groups
+    records = [record(seed=0, lr=1e-4 * (1 + k)) for k in range(400)] + \
+        [record(seed=0, arm="scratch", strategy="scratch", lr=1e-4 * (1 + k)) for k in range(400)]
+    pairs = pair_groups(group_records(records))
+    assert len(pairs) == 400 and len({id(s) for _, s in pairs}) == 1

@@ -1,5 +1,5 @@
 """`--pretrained imagenet` with network, proved offline: torchvision's ResNet-18 file is served by a
-loopback HTTP server, downloaded once with its SHA-256 prefix checked, read without torch,
+loopback HTTP server, downloaded once with its full SHA-256 and size checked, read without torch,
 converted to one canonical file, and that one file (one sha256 in every record) starts every
 backend, whose logits then agree."""
 import dataclasses
@@ -30,10 +30,10 @@ def served_resnet18(server, monkeypatch, tmp_path):  # noqa: F811
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     handler.payload = buf.getvalue()
-    prefix = hashlib.sha256(handler.payload).hexdigest()[:8]
+    digest = hashlib.sha256(handler.payload).hexdigest()
     spec = get_spec("resnet18")
-    local = dataclasses.replace(spec, imagenet=dataclasses.replace(spec.imagenet,
-                                                                   url=f"{base}/resnet18-{prefix}.pth"))
+    local = dataclasses.replace(spec, imagenet=dataclasses.replace(
+        spec.imagenet, url=f"{base}/resnet18-{digest[:8]}.pth", sha256=digest, size=len(handler.payload)))
     monkeypatch.setattr(imagenet, "get_spec", lambda arch: local if arch == "resnet18" else get_spec(arch))
     return handler
 
@@ -70,6 +70,27 @@ def test_a_corrupted_download_is_refused(served_resnet18, tmp_path):
     with pytest.raises(BackendUnavailable, match="(?i)sha256|checksum|digest"):
         imagenet.canonical_imagenet("resnet18", tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("*.npz")) and not list((tmp_path / "cache").rglob("*.pth"))
+
+
+def test_pins_are_whole_digests_that_match_the_file_names():
+    """torchvision names a file by 8 hex digits of its SHA-256 (32 bits); the suite pins all 64 and the
+    size, and a pin that does not begin with the name's digits is refused when the spec is built."""
+    from architectures import DownloadedWeights, all_specs
+    pinned = [s.imagenet for s in all_specs() if isinstance(s.imagenet, DownloadedWeights)]
+    assert len(pinned) >= 4 and all(len(w.sha256) == 64 and w.size > 0 for w in pinned)
+    with pytest.raises(ValueError, match="not a full SHA-256 beginning with the file name's f37072fd"):
+        DownloadedWeights("https://x/resnet18-f37072fd.pth", note="", sha256="0" * 64, size=1)
+
+
+def test_a_file_that_matches_only_the_name_prefix_is_refused(served_resnet18, tmp_path, monkeypatch):
+    """A substitute whose SHA-256 shares the 8 digits in the name (what the old pin checked) but not the
+    rest: the full pin refuses it."""
+    spec = imagenet.get_spec("resnet18").imagenet
+    forged = spec.sha256[:8] + ("0" if spec.sha256[8] != "0" else "1") + spec.sha256[9:]
+    local = dataclasses.replace(imagenet.get_spec("resnet18"), imagenet=dataclasses.replace(spec, sha256=forged))
+    monkeypatch.setattr(imagenet, "get_spec", lambda arch: local)
+    with pytest.raises(BackendUnavailable, match="checksum mismatch"):
+        imagenet.canonical_imagenet("resnet18", tmp_path / "cache")
 
 
 def test_torch_zoo_uses_torchs_own_loader_and_fails_clearly_offline(monkeypatch):
