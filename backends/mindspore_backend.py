@@ -510,9 +510,9 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     architecture's builder; a ResNet's stem pool set to the symmetric padding every framework's network
     has, where MindCV pads with "same"), frozen stages by ``requires_grad = False``, frozen BatchNorm statistics by
     ``use_batch_statistics = False``, all in its own lines; ``nn.TrainOneStepCell`` over
-    ``nn.WithLossCell`` and the optimizer the configuration names (``nn.Momentum`` or ``nn.Adam``,
-    ungrouped, the fastest documented way, where every stage has one lr; else one group per
-    multiplier), or for mixed precision ``amp.build_train_network(level="O2")`` (fp16: a fixed loss
+    ``nn.WithLossCell`` and the optimizer the configuration names (``nn.Momentum`` or ``nn.Adam``
+    over MindSpore's parameter groups: one per weight decay, and per lr multiplier where they
+    differ), or for mixed precision ``amp.build_train_network(level="O2")`` (fp16: a fixed loss
     scale); inputs already tensors. Which stage freezes or gets which multiplier is read from the
     strategy's declaration and the spec's stage map, never from the harness's plan functions.
     Returns one step (synchronised)."""
@@ -532,20 +532,24 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
             net.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
     else:
         net = view.build(num_classes, image_size=image_size, stem="imagenet", zoo=False)
-    groups: dict[float, list] = {}
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in net.parameters_and_names():
         if not p.requires_grad:  # BatchNorm's moving statistics
             continue
         stage = view.stage_of(name)
         if plan.is_frozen(stage):
             p.requires_grad = False
-        else:
-            groups.setdefault(plan.lr_mult[stage], []).append(p)
+        else:  # weight decay on every tensor, or (no-bias-bn) on weights only
+            groups.setdefault((plan.lr_mult[stage], optim.decay_filter == "all" or len(p.shape) > 1), []).append(p)
     for name, cell in net.cells_and_names():
         if isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)) and plan.bn_frozen(view.stage_of(f"{name}.gamma")):
             cell.use_batch_statistics = False
-    params = [p for ps in groups.values() for p in ps] if len(groups) == 1 else \
-        [{"params": ps, "lr": optim.lr * mult} for mult, ps in groups.items()]
+    # MindSpore's documented parameter groups, each with its weight decay (an ungrouped optimizer
+    # decays no tensor named gamma or beta: another update than the configuration's), and its lr
+    # where the multipliers differ
+    lrs = {mult for mult, _ in groups}
+    params = [{"params": ps, "weight_decay": optim.weight_decay if decays else 0.0}
+              | ({"lr": optim.lr * mult} if len(lrs) > 1 else {}) for (mult, decays), ps in groups.items()]
     # fp16: TrainOneStepCell's sens scales the gradients by LOSS_SCALE, and the optimizer's own
     # loss_scale divides them back (MindSpore's documented pairing for a FixedLossScaleManager
     # that does not drop overflowing updates)
@@ -574,6 +578,9 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     def step() -> None:
         out = train(x, y)
         (out[0] if isinstance(out, tuple) else out).asnumpy()
-    step.lr_of = {n: optim.lr * mult for mult, ps in groups.items() for n in
-                  (name for name, p in net.parameters_and_names() if any(p is q for q in ps))}
+    named = {id(p): name for name, p in net.parameters_and_names()}
+    step.lr_of = {named[id(p)]: optim.lr * mult for (mult, _), ps in groups.items() for p in ps}
+    # the weight decay the optimizer applies to each parameter, read back from it
+    step.wd_of = {named[id(p)]: float(wd.asnumpy()) if on else 0.0
+                  for p, on, wd in zip(opt.parameters, opt.decay_flags, opt.weight_decay)}
     return step

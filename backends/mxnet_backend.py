@@ -421,6 +421,8 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
             p.grad_req = "null"
         else:
             p.lr_mult = plan.lr_mult[stage_of[p.name]]
+            if optim.decay_filter != "all" and len(p.shape) <= 1:  # no-bias-bn: weights only decay
+                p.wd_mult = 0.0
     pending = [net]
     while pending:  # every BatchNorm whose stage keeps its statistics
         block = pending.pop()
@@ -437,7 +439,8 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
         before = {p.name: p for p in net.collect_params().values()}
         for p in amped.collect_params().values():  # the converted block's own Parameters, same names
             if p.name in before:  # as set above (BatchNorm's running statistics stay without a gradient)
-                p.grad_req, p.lr_mult = before[p.name].grad_req, before[p.name].lr_mult
+                p.grad_req, p.lr_mult, p.wd_mult = before[p.name].grad_req, before[p.name].lr_mult, \
+                    before[p.name].wd_mult
         net = amped
     if mode == "graph":
         net.hybridize(static_alloc=True, static_shape=True)
@@ -462,4 +465,5 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
         trainer.step(1)
         loss.asscalar()
     step.lr_of = {n: optim.lr * p.lr_mult for n, p in structural.items() if p.grad_req != "null"}
+    step.wd_of = {n: optim.weight_decay * p.wd_mult for n, p in structural.items() if p.grad_req != "null"}
     return step

@@ -411,18 +411,19 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
     nhwc = MEASURED_CHANNELS_LAST.get(view.spec.family, False)
     net = view.build(num_classes, image_size=image_size, stem="imagenet").to(
         dev, memory_format=torch.channels_last if nhwc else torch.preserve_format)
-    groups: dict[float, list] = {}
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in net.named_parameters():
         stage = view.stage_of(name)
         p.requires_grad_(not plan.is_frozen(stage))
-        if p.requires_grad:
-            groups.setdefault(plan.lr_mult[stage], []).append(p)
+        if p.requires_grad:  # weight decay on every tensor, or (no-bias-bn) on weights only
+            groups.setdefault((plan.lr_mult[stage], optim.decay_filter == "all" or p.dim() > 1), []).append(p)
     fixed = [m for name, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
              and plan.bn_frozen(view.stage_of(f"{name}.weight"))]
     net.train()
     for m in fixed:
         m.eval()
-    param_groups = [{"params": ps, "lr": optim.lr * mult} for mult, ps in groups.items()]
+    param_groups = [{"params": ps, "lr": optim.lr * mult} | ({} if decays else {"weight_decay": 0.0})
+                    for (mult, decays), ps in groups.items()]
     if optim.name == "adam":
         opt = torch.optim.Adam(param_groups, lr=optim.lr, weight_decay=optim.weight_decay)
     else:
@@ -449,4 +450,6 @@ def native_step(arch: str, num_classes: int, *, image_size: int, batch: int, str
         if dev.type == "cuda":
             torch.cuda.synchronize()
     step.lr_of = {n: optim.lr * plan.lr_mult[view.stage_of(n)] for n, p in net.named_parameters() if p.requires_grad}
+    named = {id(p): n for n, p in net.named_parameters()}  # the weight decay each parameter gets, read back
+    step.wd_of = {named[id(p)]: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
     return step

@@ -23,7 +23,7 @@ from .groups import machine_of
 
 OVERHEAD_HOW = (
     "Per round, the median steady-state step of the harness's `Model.train_step` over that of the "
-    "framework's own reference loop (its own idiom, sharing no code with the harness since records of reference `independent`; same network, batch 16, input, and the optimizer of the architecture's recipe, SGD in records that name none); harness/native: the median "
+    "framework's own reference loop (its own idiom, sharing no code with the harness since records of reference `independent`; same network since `independent, same network`, same update since `independent, same network and update`; batch 16, one input, and the optimizer of the architecture's recipe, SGD in records that name none); harness/native: the median "
     "of the rounds' ratios, `per round`: their range; native and harness ms: the median of the rounds' "
     "medians. Records of one combination pool their rounds. Design `interleaved`: both loops in one "
     "process, alternating step by step; `processes`: each loop in its own process (see docs/speed.md, "
