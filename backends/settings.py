@@ -80,6 +80,8 @@ def apply_in_process(backend: str) -> None:
     call before the framework is imported. Variables the user set are kept."""
     origins = _origins(os.environ)
     for name, value in backend_info(backend).default_settings(cpu_flags()).items():
+        if name.startswith("MALLOC_"):  # glibc reads these when the process starts: a child's only
+            continue
         if name not in os.environ:
             os.environ[name] = value
             origins[name] = DEFAULT
