@@ -49,6 +49,13 @@ class Machine:
                        f"{what}.{key} is {str(env[key])[:40]!r}, expected a{'n integer' if kind is int else ' ' + kind.__name__}")
         for key in ("cpu_flags", "gpu"):
             expect(all(isinstance(v, str) for v in env.get(key) or []), f"{what}.{key} holds something not a string")
+        if env.get("git") is not None:  # the code it was measured with: a commit and whether it was dirty
+            git = obj(env["git"], f"{what}.git")
+            expect(isinstance(git.get("commit"), (str, type(None))), f"{what}.git.commit is not a string")
+            expect(isinstance(git.get("dirty"), (bool, type(None))), f"{what}.git.dirty is not true or false")
+        for key in ("frameworks", "packages", "settings", "runtime"):
+            if env.get(key) is not None:
+                obj(env[key], f"{what}.{key}")
 
     @property
     def isa(self) -> tuple[str, ...]:
@@ -123,6 +130,8 @@ class Record:
         """The record, checked; :class:`Invalid` says what is wrong."""
         data = obj(data, "the record")
         expect(data.get("kind", "run") == cls.KIND, f"a {data.get('kind', 'run')!r} record, not a {cls.KIND!r} record")
+        for key in ("created", "finished"):  # times the tables sort and print
+            expect(isinstance(data.get(key), (str, type(None))), f"{key} is not a time stamp string")
         if data.get("environment") is not None:
             Machine.check(data["environment"])
             if data["environment"].get("peak") is not None:  # the machine's peak, as the record carries it
@@ -284,10 +293,10 @@ class StudyRecord(Record):
 
 def _loop(value, what: str) -> None:
     loop = obj(value, what)
-    numbers(loop.get("round_medians_ms", []), f"{what}.round_medians_ms", 0)
-    expect(all(isinstance(e, str) for e in items(loop.get("errors", []), f"{what}.errors")),
+    numbers(loop.get("round_medians_ms"), f"{what}.round_medians_ms", 0)
+    expect(all(isinstance(e, str) for e in items(loop.get("errors"), f"{what}.errors")),
            f"{what}.errors holds something not a string")
-    expect(isinstance(loop.get("contended", False), bool), f"{what}.contended is not true or false")
+    expect(isinstance(loop.get("contended"), bool), f"{what}.contended is not true or false")
     for i, memory in enumerate(items(loop.get("memory", []), f"{what}.memory")):
         for key, value in obj(memory, f"{what}.memory[{i}]").items():
             if value is not None:

@@ -118,16 +118,16 @@ def _section(rec: dict, key: str) -> dict:
 def _measurements(rec: dict) -> None:
     """The nested numbers the tables read: step times, compile time, memory, time to target, FLOPs."""
     timing = _section(rec, "timing")
-    steady = timing.get("steady") or {}
+    steady = timing.get("steady", {})
     expect(isinstance(steady, dict), "timing.steady is not an object")
     for key in ("median_ms", "p90_ms", "iqr_ms", "img_per_s"):
         _optional_number(steady, key, f"timing.steady.{key}")
-    data = timing.get("data") or {}
+    data = timing.get("data", {})
     expect(isinstance(data, dict), "timing.data is not an object")
     _optional_number(data, "median_ms", "timing.data.median_ms")
     for key in ("compile_ms", "peak_rss_mb", "device_peak_mb", "wall_s"):
         _optional_number(timing, key, f"timing.{key}")
-    expect(isinstance(timing.get("contention") or {}, dict), "timing.contention is not an object")
+    expect(isinstance(timing.get("contention", {}), dict), "timing.contention is not an object")
     tta = _section(rec, "time_to_accuracy")
     _optional_number(tta, "train_s", "time_to_accuracy.train_s")
     _optional_number(tta, "target", "time_to_accuracy.target", 0, 1)
@@ -156,6 +156,9 @@ def check_run_record(rec: dict) -> None:
         get_spec(config["model"])  # the tables read the architecture's spec (its size, its stages)
     except BenchError as e:
         raise Invalid(str(e)[:200]) from None
+    if "group_hash" in rec:  # what the tables group by: its config's too
+        expect(rec["group_hash"] == RunConfig.from_json(config).group_hash(),
+               f"group_hash {str(rec['group_hash'])[:20]!r} is not its config's")
     expect(rec["status"] in ("ok", "failed", "diverged", "running"), f"status {rec['status'][:20]!r} is unknown")
     for key, kind in (("environment", dict), ("timing", dict), ("flags", list), ("model", dict), ("data", dict)):
         expect(isinstance(rec.get(key, kind()), kind), f"{key} is a {type(rec.get(key)).__name__}, expected "

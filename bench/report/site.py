@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.plan.config import RunConfig
+
 from .groups import group_records, row_label
 from . import htmlpage
 from .htmlpage import PLOTLY_JS, esc, figure_div, filter_table, page, relative_link, slug, wrap_tables
@@ -126,11 +128,12 @@ def step_time_figure(groups):
     for g in groups:
         if timing_marks(g):
             continue
-        steady = [r["timing"].get("steady", {}) for r in g.runs if (r.get("timing") or {}).get("steady", {}).get("n")]
+        steady = [s for s in ((r.get("timing") or {}).get("steady") or {} for r in g.runs)
+                  if s.get("n") and s.get("median_ms") is not None and s.get("iqr_ms") is not None]
         if not steady:
             continue
-        c = g.config
-        bars.append((f"{c['experiment']} {c['backend']} {row_label(g)} (b{c['batch_size']}, {c['image_size']}px)",
+        c = RunConfig.from_json(g.config | {"seed": 0}).to_json()  # fields an older record lacks: their defaults
+        bars.append((f"{c['experiment']} {g.label('backend')} {row_label(g)} (b{c['batch_size']}, {c['image_size']}px)",
                      float(np.median([s["median_ms"] for s in steady])),
                      float(np.median([s["iqr_ms"] for s in steady]))))
     if not bars:

@@ -77,6 +77,11 @@ def _median(values):
     return float(np.median(values)) if values else None
 
 
+def _mean(values):
+    """The mean where every value is there (a run without one: no mean), else None."""
+    return float(np.mean(values)) if values and all(v is not None for v in values) else None
+
+
 def timing_marks(group: Group) -> str:
     timings = [r.get("timing", {}) for r in group.runs]
     return (PACKED if any(t.get("packed") for t in timings) else "") + \
@@ -90,7 +95,7 @@ def speed(group: Group) -> dict:
     return {"ms": _median([s.get("median_ms") for s in steady]), "p90": _median([s.get("p90_ms") for s in steady]),
             "iqr": _median([s.get("iqr_ms") for s in steady]), "img_s": _median([s.get("img_per_s") for s in steady]),
             "compile_s": _median([(t.get("compile_ms") or 0) / 1e3 for t in timings]) if timings else None,
-            "data_ms": _median([t.get("data", {}).get("median_ms") for t in timings])}
+            "data_ms": _median([(t.get("data") or {}).get("median_ms") for t in timings])}
 
 
 def achieved(group: Group, ms: float | None) -> str:
@@ -106,8 +111,8 @@ def achieved(group: Group, ms: float | None) -> str:
 
 
 def _tta(group: Group) -> str:
-    tta = [r["time_to_accuracy"].get("train_s") for r in group.runs]
-    target = group.runs[0]["time_to_accuracy"].get("target")
+    tta = [(r.get("time_to_accuracy") or {}).get("train_s") for r in group.runs]
+    target = (group.runs[0].get("time_to_accuracy") or {}).get("target")
     if target is None:
         return "-"
     if any(t is None for t in tta):
@@ -137,7 +142,7 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list], list[Group]]
         rows.append(dict(zip(TABLE_HEADERS, [
             g.label("experiment"), g.label("model"), g.label("backend"), g.label("arm"), row_label(g),
             _fmt(g.label("shots"), "d") if g.label("shots") else "all", len(g.runs), accuracy_cell(g),
-            _selected(g), f"{np.mean([r['accuracy']['best'] for r in g.runs]):.3f}",
+            _selected(g), _fmt(_mean([r["accuracy"].get("best") for r in g.runs]), ".3f"),
             _fmt(s["ms"], ".1f") + timing_marks(g), _fmt(s["p90"], ".1f"), _fmt(s["img_s"], ".1f"),
             achieved(g, s["ms"]), _fmt(s["compile_s"], ".2f"), _fmt(s["data_ms"], ".2f"), _tta(g),
             _fmt(_median([r["curve"][-1]["cum_train_s"] for r in timed_runs(g)]), ".1f"),

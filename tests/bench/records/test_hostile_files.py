@@ -79,6 +79,7 @@ def test_a_trial_whose_score_is_not_its_curves_is_refused(tmp_path):
     rec["curve"][-1].update(val_acc=0.5, val_loss=1.0, n_val=10, val_correct=5)
     rec["accuracy"] = {"final": None, "val": {"acc": 0.9, "loss": 1.0, "n": 10}}  # edited score
     rec["config_hash"] = RunConfig.from_json(rec["config"]).config_hash()
+    rec["group_hash"] = RunConfig.from_json(rec["config"]).group_hash()
     (out / "trial.json").write_text(json.dumps(rec))
     records, said = _problems(out)
     assert len(records) == 2 and "trial.json" in said and "does not match the curve's last validation point" in said
@@ -90,6 +91,7 @@ def test_an_unknown_architecture_skips_one_record_not_the_report(tmp_path, capsy
     rec = record(seed=7, backend="torch", model="resnet18")
     rec["config"]["model"] = "resnet999"
     rec["config_hash"] = RunConfig.from_json(rec["config"]).config_hash()
+    rec["group_hash"] = RunConfig.from_json(rec["config"]).group_hash()
     (out / "unknown.json").write_text(json.dumps(rec))
     assert main(["report", "--format", "markdown", str(out)]) == 0
     printed = capsys.readouterr()

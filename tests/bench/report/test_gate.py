@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.report.gate import exit_status, gate, render_gate, samples
 
@@ -18,8 +19,8 @@ def overhead(harness, native, backend="torch", size=32, contended=False):
            "git": {"commit": "c" * 40, "dirty": False}}
     return {"schema_version": 2, "kind": "overhead", "created": "2026-12-05T00:00:00Z", "spec": spec,
             "environment": env,
-            "harness": {"round_medians_ms": list(harness), "contended": contended},
-            "native": {"round_medians_ms": list(native), "contended": False},
+            "harness": {"round_medians_ms": list(harness), "contended": contended, "errors": []},
+            "native": {"round_medians_ms": list(native), "contended": False, "errors": []},
             "round_ratios": [h / n for h, n in zip(harness, native)]}
 
 
@@ -157,3 +158,31 @@ def test_cli_never_passes_what_it_cannot_resolve_or_see(tmp_path):
     few, lacks = run("slow3"), run("lacks")
     assert few.returncode == 3 and "cannot be resolved with so few processes" in few.stdout
     assert lacks.returncode == 4 and "measured in the baseline only: mxnet" in lacks.stdout
+
+
+BAD_NUMBERS = [("1e999 in the baseline", "base", lambda r: r["harness"].update(round_medians_ms=["__1e999__"] * 5),
+                "expected a finite number"),
+               ("a negative candidate time", "cand", lambda r: r["harness"].update(round_medians_ms=[-40.0] * 5),
+                "harness.round_medians_ms"),
+               ("a string time", "cand", lambda r: r["harness"].update(round_medians_ms="99999"),
+                "harness.round_medians_ms"),
+               ("true as a time", "base", lambda r: r["native"].update(round_medians_ms=[True] * 5),
+                "native.round_medians_ms is 'True'")]
+
+
+@pytest.mark.parametrize("what,side,spoil,said", BAD_NUMBERS, ids=[b[0] for b in BAD_NUMBERS])
+def test_a_malformed_number_is_an_error_naming_the_file_never_a_pass(tmp_path, capsys, what, side, spoil, said):
+    """Each of these once read as a number (1e999 as 'faster', a string as five samples of 9.0, true as
+    1.0) and the gate exited 0. Now the record is named and skipped, and with its configuration gone
+    from that side the gate cannot pass."""
+    from bench.cli import main
+    rng = np.random.default_rng(4)
+    h, n = processes(rng, 5, 40.0, spread=0.03)
+    docs = {"base": overhead(h, n), "cand": overhead(h * 10, n)}
+    spoil(docs[side])
+    for name, doc in docs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}-0.json").write_text(json.dumps(doc).replace('"__1e999__"', "1e999"))
+    status = main(["gate", str(tmp_path / "base"), str(tmp_path / "cand")])
+    err = capsys.readouterr().err
+    assert status != 0 and f"{side}-0.json" in err and said in err, (status, err)
