@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | report | compare | overhead | tune | parity``.
+"""Command line: ``python -m bench run | list | report | compare | overhead | tune | parity | env``.
 
 The parser and the dispatch only: each subcommand lives in ``bench/commands/``.
 User errors (BenchError) are printed as one line without a traceback, exit 2.
@@ -11,10 +11,10 @@ import argparse
 import signal
 import sys
 
-from .commands import internal, list as list_command, parity, report, run, speed
+from .commands import env, internal, list as list_command, parity, report, run, speed
 from .core.errors import BenchError
 
-COMMANDS = (run, list_command, report, speed, parity, internal)
+COMMANDS = (run, list_command, report, speed, parity, env, internal)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.core.errors import ConfigError
 from bench.report.format import FORMATS
 
 from .args import ALPHA_LEVEL, FACTOR, FRACTION, PUBLISHED, add_format, default_out, ranged, readable_records
@@ -30,7 +31,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _site(args: argparse.Namespace) -> int:
     """``--format html OUT [PATHS]``: the first path is the site's folder, the rest the records."""
-    from bench.core.errors import ConfigError
     from bench.report.site import write_site
 
     if not args.paths:
@@ -54,6 +54,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     before = readable_records([args.a], args.strict)
     after = readable_records([args.b], args.strict)
+    if args.release:
+        before, after = _releases(args.release, before, after, args.a, args.b)
     print(render_compare(before, after, args.format, min_effect=args.min_effect, factor=args.factor))
     return 0
 
@@ -62,7 +64,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from bench.report.gate import exit_status, gate, render_gate
 
     from bench.core.errors import BenchError
-    (base, base_ids), (cand, cand_ids) = (_gate_samples(path) for path in (args.baseline, args.candidate))
+    releases = _release_labels(args.release) if args.release else [None, None]
+    (base, base_ids), (cand, cand_ids) = (_gate_samples(path, release)
+                                          for path, release in zip((args.baseline, args.candidate), releases))
     same = sorted(set(base_ids) & set(cand_ids))
     if same:  # one measurement on both sides hides a change in the other records pooled with it
         raise BenchError(f"{len(same)} record(s) are on both sides, e.g. {base_ids[same[0]]} and "
@@ -78,7 +82,32 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return exit_status(rows) if rows else 2
 
 
-def _gate_samples(path: Path):
+def _release_labels(release: list[str]) -> list[str]:
+    """``--release A B``: two releases of one backend, as ``--backend`` names them."""
+    from bench.execute.environments import BackendRef
+    refs = [BackendRef.parse(r) for r in release]
+    if refs[0].name != refs[1].name or refs[0] == refs[1]:
+        raise ConfigError(f"--release {' '.join(release)}: two releases of one backend (e.g. --release "
+                          "torch@2.12.1 torch@2.13.0)")
+    return [ref.label for ref in refs]
+
+
+def _one_release(records: list[dict], label: str, path: Path) -> list[dict]:
+    """The runs of release ``label`` in ``path``'s records, matched as one configuration whatever their release."""
+    from bench.report.groups import one_release
+    found = one_release(records, label)
+    if not found:
+        raise ConfigError(f"--release: {path} holds no run of {label} (bench run --backend {label})")
+    return found
+
+
+def _releases(release: list[str], before: list[dict], after: list[dict], a: Path, b: Path):
+    """A's runs from the first record set, B's from the second (they may be one folder)."""
+    labels = _release_labels(release)
+    return _one_release(before, labels[0], a), _one_release(after, labels[1], b)
+
+
+def _gate_samples(path: Path, release: str | None = None):
     """One side of ``bench gate``: (its samples, {digest of each record or file: its path}), from a
     pytest-benchmark JSON file, or a folder (or file) of records."""
     import hashlib
@@ -97,6 +126,9 @@ def _gate_samples(path: Path):
             return pytest_samples(doc, str(path)), {digest(doc["benchmarks"]): path}
     runs, problems = read_records([path], with_paths=True)
     overhead, more = read_records([path], "overhead", with_paths=True)
+    if release:  # --release: this side's runs of one release, named without it (speed records name none)
+        runs, overhead = [(path, r) for r in _one_release([r for _, r in runs], release, path)], []
+
     for problem in problems + more:
         print(f"bench: skipped: {problem}", file=sys.stderr)
     if not runs and not overhead:
@@ -130,6 +162,9 @@ def add(sub) -> None:
     cmp_.add_argument("--factor", type=ranged(FACTOR), default=1.05,
                       help="smallest step-time ratio worth marking (default 1.05)")
     cmp_.add_argument("--strict", action="store_true", help="fail if any record cannot be read")
+    cmp_.add_argument("--release", nargs=2, metavar=("A", "B"),
+                      help="two releases of one backend (torch@2.12.1 torch@2.13.0): A's runs from the first "
+                           "record set, B's from the second (may be one folder), matched whatever their release")
     cmp_.set_defaults(func=cmd_compare)
     from bench.report.gate import ALPHA, FACTOR as GATE_FACTOR, MEMORY_FACTOR, OVERHEAD_FACTOR
     g = sub.add_parser("gate", help="exit 1 on a step-time or memory regression that is significant (Mann-Whitney U "
@@ -146,4 +181,7 @@ def add(sub) -> None:
     g.add_argument("--memory-factor", type=ranged(FACTOR), default=MEMORY_FACTOR,
                    help=f"the same for peak resident memory (default {MEMORY_FACTOR:g})")
     g.add_argument("--alpha", type=ranged(ALPHA_LEVEL), default=ALPHA, help=f"significance level (default {ALPHA:g})")
+    g.add_argument("--release", nargs=2, metavar=("A", "B"),
+                   help="gate release B of a backend against release A (torch@2.12.1 torch@2.13.0): A's runs "
+                        "from the baseline, B's from the candidate (may be one folder), matched whatever their release")
     g.set_defaults(func=cmd_gate)

@@ -210,10 +210,13 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         models = names(args.model) if args.model else list(experiment.model_sweep) or [None]
     except argparse.ArgumentTypeError as e:
         raise ConfigError(f"--model: {e}") from None
+    from bench.execute.environments import BackendRef
+    refs = [BackendRef.parse(b) for b in args.backend]  # torch, or torch@2.12.1: one release in its environment
     configs = []
     for model in models:
         common = _common_overrides(args) | {"model": model}
-        for backend in args.backend:
+        for ref in refs:
+            backend, common["framework_version"] = ref.name, ref.version
             for seed in range(args.seed, args.seed + args.seeds):
                 for arm in arms:
                     if arm == "scratch":
@@ -246,11 +249,18 @@ def _run_options(args: argparse.Namespace):
                       in_process=args.in_process, resume=args.resume, packed=args.pack)
 
 
-def check_backends(configs: list[RunConfig]) -> None:
-    """Every framework the sweep needs is installed and builds its model; asked without importing any."""
+def check_backends(configs: list[RunConfig]) -> list[str]:
+    """Every framework the sweep needs is installed (here, or in the backend's own environment) and
+    builds its model; asked without importing any. Returns the backends that run in environments of
+    their own."""
     from backends.registry import backend_info, check_installed, models_for
-    for name in sorted({c.backend for c in configs}):
-        check_installed(name)
+    from bench.execute.environments import BackendRef, check_in_environment
+    own = []
+    for name, version in sorted({(c.backend, c.framework_version) for c in configs}, key=str):
+        if check_in_environment(BackendRef(name, version)):
+            own.append(BackendRef(name, version).label)
+        else:  # no environment of its own: this one
+            check_installed(name)
     for backend, model in sorted({(c.backend, c.model) for c in configs}):
         if not backend_info(backend).builds(backend, model):
             raise ConfigError(f"model {model!r} is not available on backend {backend!r}; "
@@ -261,6 +271,7 @@ def check_backends(configs: list[RunConfig]) -> None:
         except BenchError as e:
             raise ConfigError(f"the suite's pretrain step runs on --pretrain-backend {name}: {e}; "
                               "or choose another with --pretrain-backend") from None
+    return own
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -276,7 +287,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--ray-address and --max-retries are for --executor ray; the local executor "
                           "runs every job here, once")
     configs = build_configs(args)
-    check_backends(configs)
+    own = check_backends(configs)
+    if own and args.in_process:
+        raise ConfigError(f"--in-process runs every job in this interpreter, and {', '.join(own)} run(s) in an "
+                          "environment of its own (bench env create): leave out --in-process")
     opts = _run_options(args)
     if args.executor == "ray":
         from bench.execute.ray_executor import import_ray

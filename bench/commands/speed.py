@@ -15,8 +15,11 @@ def check_steps(args: argparse.Namespace) -> None:
     from backends.registry import backend_info, check_installed, models_for
     from bench.core.errors import ConfigError
     from bench.plan.strategies import make_plan
-    for name in args.backend:
-        check_installed(name)
+    from bench.execute.environments import BackendRef, check_in_environment
+    refs = [BackendRef.parse(b) for b in args.backend]  # torch, or torch@2.12.1 in its own environment
+    for ref in refs:
+        if not check_in_environment(ref):
+            check_installed(ref.name)
     for strategy in args.strategy if isinstance(args.strategy, list) else [args.strategy]:
         make_plan(strategy)
     for model in args.model:
@@ -25,7 +28,7 @@ def check_steps(args: argparse.Namespace) -> None:
         small = [s for s in args.image_size if s < low]
         if small:
             raise ConfigError(f"--image-size {small[0]} is below {model}'s minimum of {low} px")
-        for name in args.backend:
+        for name in (ref.name for ref in refs):
             if not backend_info(name).builds(name, model):
                 raise ConfigError(f"model {model!r} is not available on backend {name!r}; "
                                   f"that backend has: {', '.join(models_for(name))}")

@@ -75,12 +75,19 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr, pass_fds=()) -> int | None:
+def run_bench_child(args: list[str], env: dict, timeout: float | None, stderr, pass_fds=(),
+                    python: str | None = None) -> int | None:
     """Run ``python -m bench ARGS`` to the end; its exit code, or None when it ran past
     ``timeout`` seconds (then it and its process group are killed). ``pass_fds``: descriptors
-    the child keeps (a lock that must live exactly as long as the child)."""
+    the child keeps (a lock that must live exactly as long as the child). ``python``: another
+    interpreter (a backend's own environment, ``bench.execute.environments``), which runs this
+    checkout's code (first on its path) with that environment's packages."""
     env = dict(env, **{Phases.SPAWNED_AT: repr(time.time())})  # the child's startup time is recorded
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=stderr, env=env, pass_fds=tuple(pass_fds),
+    if python and python != sys.executable:
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([python or sys.executable, "-m", "bench", *args], stderr=stderr, env=env,
+                            pass_fds=tuple(pass_fds),
                             start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     try:
         return proc.wait(timeout=timeout)

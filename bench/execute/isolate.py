@@ -15,9 +15,11 @@ import tempfile
 from pathlib import Path
 
 from backends.settings import child_env
+from bench.core.errors import BenchError
 from bench.records.store import failed_record, read_record, save_record
 
 from .child import run_bench_child, running_lock
+from .environments import interpreter
 
 STDERR_TAIL = 2000  # characters of the child's stderr kept in a failed record
 
@@ -49,8 +51,13 @@ def run_child(job, opts, out_dir: Path, settings_from: dict | None = None) -> tu
         result_file, stderr_file = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         env = child_env(job.config.backend, settings_from=settings_from)
         timeout = opts.timeout or job.config.default_timeout_s()
+        try:  # its own environment, if any (on a Ray node: under the driver's BENCH_ENV_ROOT)
+            python = interpreter(job.config.backend, job.config.framework_version, settings_from)
+        except BenchError as e:  # this node lacks it: a failed record naming the fix
+            return None, str(e), ""
         with open(stderr_file, "w") as err, running_lock(opts.cache_dir, job.key) as lock:
-            code = run_bench_child(child_args(job, opts, out_dir, result_file), env, timeout, err, pass_fds=(lock,))
+            code = run_bench_child(child_args(job, opts, out_dir, result_file), env, timeout, err, pass_fds=(lock,),
+                                   python=python)
         if code is None:
             limit = "--timeout" if opts.timeout else "the default from the job's budget; --timeout to change it"
             reason = f"timed out after {timeout:g} s ({limit}); child killed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,13 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
+def installed_packages() -> dict[str, str]:
+    """Every distribution of this interpreter and its version (what ``pip freeze`` lists)."""
+    import importlib.metadata
+    return dict(sorted((d.metadata["Name"].lower(), d.version) for d in importlib.metadata.distributions()
+                       if d.metadata["Name"]))
+
+
 def capture_environment(frameworks: dict[str, str], runtime: dict | None = None,
                         settings: dict | None = None, peak: dict | None = None) -> dict:
     """``runtime``: what the framework reports (threads, modes); ``settings``: every environment
@@ -71,6 +79,10 @@ def capture_environment(frameworks: dict[str, str], runtime: dict | None = None,
         "cpu_count": os.cpu_count(),
         "gpu": gpu_names(),
         "frameworks": frameworks,
+        # the interpreter the process ran in (a backend's own environment: bench env create) and the
+        # exact version of every package it holds
+        "interpreter": sys.executable,
+        "packages": installed_packages(),
         "runtime": runtime or {},
         "settings": settings or {},
         "git": git_commit(),

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError
@@ -15,8 +16,10 @@ ARMS = ("pretrain", "finetune", "scratch")
 # Fields added after records were first published: hashed only when not at their default.
 ADDED_LATER = {"stem": "imagenet", "bn_stats": "train", "eval_shots": None, "scratch_init": None,
                "val_fraction": None, "val_shots": None, "test_eval": "epoch", "val_eval": "epoch", "study": None,
-               "trial": None, "precision": "fp32"} | ELEMENTS
+               "trial": None, "precision": "fp32", "framework_version": None} | ELEMENTS
 PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute, fp32 master weights
+# a framework release as pip names it (PEP 440 release segments and the usual suffixes): 2.12, 2.12.1, 1.9.1.post1
+FRAMEWORK_VERSION = re.compile(r"\d+(\.\d+){0,3}((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 
 
 def precision_of(spec: dict) -> str:
@@ -80,6 +83,7 @@ class RunConfig:
     """
 
     backend: str = "mxnet"
+    framework_version: str | None = None  # the backend's framework at this release, in its own environment
     experiment: str = "digits-transfer"
     arm: str = "finetune"                 # pretrain | finetune | scratch
     strategy: str = "head-lr-x10"         # see bench.plan.strategies
@@ -138,6 +142,12 @@ class RunConfig:
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # a config from a file: each text and switch of its type
+            value = getattr(self, f.name)
+            kinds = {"str": (str,), "str | None": (str, type(None)), "bool": (bool,)}.get(f.type)
+            if kinds and not isinstance(value, kinds):
+                raise ConfigError(f"{f.name} is {str(value)[:40]!r}, expected "
+                                  f"{'true or false' if f.type == 'bool' else 'a string'}")
         self.crop_scale = tuple(self.crop_scale)
         self.milestones = tuple(self.milestones)
         if self.classes is not None:
@@ -151,6 +161,10 @@ class RunConfig:
             if getattr(self, name) not in valid:
                 option = f" (--{name.replace('_', '-')})" if name in ("schedule", "decay_filter") else ""
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}{option}; valid: {', '.join(valid)}")
+        if self.framework_version is not None and not (isinstance(self.framework_version, str)
+                                                       and FRAMEWORK_VERSION.fullmatch(self.framework_version)):
+            raise ConfigError(f"--backend {self.backend}@{self.framework_version}: not a release number (spell it "
+                              f"like {self.backend}@2.12.1: the framework's version as pip names it)")
         if self.scratch_init is not None and (self.arm != "scratch" or self.scratch_init not in SCRATCH_INITS):
             raise ConfigError(f"--scratch-init {self.scratch_init!r}: valid for the scratch arm only, "
                               f"one of {', '.join(SCRATCH_INITS)}")

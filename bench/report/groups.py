@@ -38,6 +38,23 @@ def protocol(config: dict) -> str:
     return "tuned" if config.get("study") else "recipe"
 
 
+def one_release(records: list[dict], backend: str) -> list[dict]:
+    """The run records of ``backend`` as ``--backend`` names it (``torch@2.12.1``: that release, run in its
+    own environment; ``torch``: the runs of the shared environment), each named as if no release had
+    been given, so that two releases' runs of one configuration match (``bench gate``/``compare
+    --release A B``: what changed with the framework's release, everything else the same)."""
+    from bench.execute.environments import BackendRef
+    ref = BackendRef.parse(backend)
+    out = []
+    for rec in records:
+        config = rec.get("config") or {}
+        if config.get("backend") == ref.name and config.get("framework_version") == ref.version:
+            renamed = {k: v for k, v in rec.items() if k != "group_hash"} | {
+                "config": {k: v for k, v in config.items() if k != "framework_version"}}
+            out.append(renamed)
+    return out
+
+
 def pair_key(config: dict) -> tuple:
     """Task and budget: equal for a fine-tuned arm and its scratch baseline. Under the tuned
     protocol the budget is the study's (same trials, same space), not the epochs it chose."""
@@ -90,6 +107,8 @@ class Group:
     def label(self, key: str) -> object:
         if key == "recipe":
             return recipe_label(self.config)
+        if key == "backend" and self.config.get("framework_version"):  # one release, in its own environment
+            return f"{self.config['backend']}@{self.config['framework_version']}"
         return protocol(self.config) if key == "protocol" else self.config.get(key)
 
 

@@ -18,7 +18,7 @@ from bench.plan.config import precision_of
 from bench.records.kinds import ProfileRecord
 from bench.records.store import file_stamp, write_json_new
 
-from .step import measure, step_spec
+from .step import framework_name, measure, step_spec
 
 DEFAULT_OUT = Path("runs-profile")
 
@@ -27,7 +27,7 @@ def profile_loop(spec: dict) -> dict:
     """In the child: the native loop, compiled and warmed up, then profiled."""
     from backends.base import OptimConfig
     from backends.registry import get_backend
-    backend = get_backend(spec["backend"])
+    backend = get_backend(framework_name(spec))
     step = backend.native_step(spec["model"], spec["classes"], image_size=spec["image_size"],
                                batch=spec["batch_size"], strategy=spec["strategy"],
                                optim=OptimConfig(spec.get("optimizer", "sgd"), spec["lr"], 0.9, 1e-4), mode=spec["mode"],

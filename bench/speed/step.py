@@ -17,10 +17,17 @@ import numpy as np
 
 from backends.settings import child_env
 from bench.execute.child import run_bench_child
+from bench.execute.environments import BackendRef, check
 from bench.plan.config import precision_of
 from bench.measure.timing import machine_lock
 
 LOOPS = ("native", "harness")
+
+
+def framework_name(spec: dict) -> str:
+    """The backend a spec's ``backend`` names: ``torch`` for ``torch`` and for ``torch@2.12.1`` (a release
+    in its own environment: the label stays in the spec, so its records never pool with another's)."""
+    return BackendRef.parse(spec["backend"]).name
 
 
 # What the reference loop is (a spec field, so records of an older reference never pool with newer ones):
@@ -48,7 +55,7 @@ def _build_loop(spec: dict):
     from backends.registry import get_backend
     from bench.plan.strategies import make_plan
 
-    backend = get_backend(spec["backend"])
+    backend = get_backend(framework_name(spec))
     optim = OptimConfig(spec.get("optimizer", "sgd"), spec["lr"], 0.9, 1e-4)
     classes, size, batch = spec["classes"], spec["image_size"], spec["batch_size"]
     if spec["loop"] == "native":
@@ -79,7 +86,7 @@ def time_loops(spec: dict) -> dict:
 
     loops = spec["loop"].split("+")
     base_rss = current_rss_mb()  # Python, NumPy and the suite
-    get_backend(spec["backend"])  # imports the framework, idle
+    get_backend(framework_name(spec))  # imports the framework, idle
     import_rss = current_rss_mb()
     steps = {}
     for loop in loops:
@@ -92,7 +99,7 @@ def time_loops(spec: dict) -> dict:
     for i in range(spec["steps"]):
         for loop in (loops if i % 2 == 0 else loops[::-1]):  # alternate who goes first
             times[loop].append(_timed(steps[loop]))
-    env = capture_environment(backend.versions(), backend.runtime_settings(), effective_settings(spec["backend"]),
+    env = capture_environment(backend.versions(), backend.runtime_settings(), effective_settings(framework_name(spec)),
                               peak=cached_peak())
     contention = probe.stop()
     # Memory is the process's (with ``interleaved``, both loops'): its peak resident set, which holds the
@@ -113,7 +120,8 @@ def measure(spec: dict, settings: dict[str, str], timeout: float, child: str = "
         result, stderr = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         with open(stderr, "w") as err:
             code = run_bench_child([child, json.dumps(spec), "--result-file", str(result)],
-                                   child_env(spec["backend"], settings), timeout, err)
+                                   child_env(framework_name(spec), settings), timeout, err,
+                                   python=check(BackendRef.parse(spec["backend"])))
         if code is None:
             return {"error": f"timed out after {timeout:g} s"}
         if code != 0 or not result.exists():

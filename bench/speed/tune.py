@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.registry import backend_info
+from bench.execute.environments import BackendRef
 from bench.execute.peak import ensure_peak
 from bench.records.kinds import TuneRecord
 from bench.records.store import file_stamp, write_json_new
@@ -35,14 +36,15 @@ def candidates(backend: str, knobs: list[tuple[str, str]]) -> list[tuple[str, st
     then the reduced precisions (``precision=bf16``, ``precision=fp16``)."""
     if knobs:
         return list(knobs)
-    return ([(name, value) for name, values in backend_info(backend).settings.items() for value in values]
+    return ([(name, value) for name, values in backend_info(BackendRef.parse(backend).name).settings.items()
+             for value in values]
             + [(PRECISION, p) for p in PRECISIONS if p != "fp32"])
 
 
 def tune_backend(backend: str, args) -> dict:
     """Every setting measured in ``--rounds`` processes per model and size, settings taken
     round-robin (drift hits all alike); a cell is the median of its processes' medians."""
-    defaults = backend_info(backend).default_settings(cpu_flags()) | dict(args.set)
+    defaults = backend_info(BackendRef.parse(backend).name).default_settings(cpu_flags()) | dict(args.set)
     settings = [("(defaults)", "")] + candidates(backend, args.knob)
     rows = [{"knob": name, "value": value, "ms": {}, "rounds_ms": {}, "compile_ms": {}, "errors": {}, "busy": False}
             for name, value in settings]

@@ -33,8 +33,8 @@ def cluster(tmp_path, monkeypatch):
     c.shutdown()
 
 
-def _argv(folder, out, *extra):
-    return ["run", "--backend", "fake", "--model", "fake_mlp", "--data-dir", str(folder), "--pretrained", "none",
+def _argv(folder, out, *extra, backend="fake"):
+    return ["run", "--backend", backend, "--model", "fake_mlp", "--data-dir", str(folder), "--pretrained", "none",
             "--strategy", "full,linear-probe", "--image-size", "8", "--epochs", "2", "--batch-size", "4",
             "--search", "4", "--seeds", "2", "--val-shots", "3", "--out", str(out), "--no-progress", *extra]
 
@@ -81,3 +81,22 @@ def test_a_study_on_a_multi_node_cluster(cluster, fake_backend, tmp_path):
     assert len(hashes) == len(set(hashes)) == 3 * 4 + 3 * 2 and all(r["status"] == "ok" for r in records)
     assert "submitted again" in log  # the trials lost with the node ran again
     assert _summary(out)[1] == _summary(tmp_path / "local")[1]  # the same winners
+
+
+@pytest.mark.slow
+def test_a_study_on_a_cluster_runs_each_release_in_its_own_environment(cluster, fake_backend, tmp_path):
+    """``--backend fake@1.0,fake``: the release's trials and finals start with its environment's interpreter
+    on whichever node runs them (under the driver's BENCH_ENV_ROOT), the other backend's with the shared one."""
+    from tests.bench.execute.test_environments import fake_env
+    c, _ = cluster
+    directory = fake_env(tmp_path / "envs", "fake@1.0", {"fake": "1.0"})
+    folder = write_image_folder(tmp_path / "imgs", per_class=10)
+    out = tmp_path / "ray"
+    driver = _driver(_argv(folder, out, "--executor", "ray", "--ray-address", c.address, backend="fake@1.0,fake"),
+                     BENCH_ENV_ROOT=str(tmp_path / "envs"))
+    assert driver.wait(timeout=600) == 0, driver.stdout.read()
+    records = load_records([out])
+    released = [r for r in records if r["config"].get("framework_version") == "1.0"]
+    assert len(released) == len(records) // 2 == 3 * 4 + 3 * 2 and all(r["status"] == "ok" for r in records)
+    assert len((directory / "started").read_text().splitlines()) == len(released)
+    assert len({r["node_id"] for r in released}) >= 2

@@ -1,0 +1,192 @@
+"""One virtual environment per backend, and per framework release: where a backend's jobs run.
+
+``bench env create torch mxnet@1.9.1 torch@2.12.1`` builds ``<root>/<backend>[@<version>]/``
+(``BENCH_ENV_ROOT``, default ``~/.cache/bench/envs``) with ``python -m venv`` and pip: the suite
+itself (editable, from this checkout) and the backend's extra from ``pyproject.toml``, the
+framework's pin replaced by the requested release. A marker file written last
+(``bench-env.json``: what was asked, every installed distribution and its version) says the
+environment is complete; the executors start a backend's children with that environment's
+interpreter (``interpreter``), so MXNet keeps NumPy 1.23.5 while another backend's environment
+has NumPy 2. A backend with no environment of its own runs in the current interpreter (one shared
+environment, today's install); a release asked for must have its environment, and a missing,
+incomplete or mismatched one is an error naming the backend, the folder and the command that
+fixes it, raised before any job starts (``check``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.core.errors import BackendUnavailable, ConfigError
+from bench.plan.config import FRAMEWORK_VERSION
+
+PROJECT = Path(__file__).resolve().parents[2]   # the checkout whose pyproject.toml names the extras
+MARKER = "bench-env.json"
+# every distribution of the interpreter it runs in, and its version
+PACKAGES = ("import importlib.metadata as m, json, sys; print(json.dumps({'python': sys.version.split()[0], "
+            "'packages': {d.metadata['Name'].lower(): d.version for d in m.distributions() if d.metadata['Name']}}))")
+
+
+def env_root(environ=None) -> Path:
+    """Where the environments are: ``BENCH_ENV_ROOT`` of ``environ`` (default: this process's; a Ray
+    worker reads the driver's), else ``~/.cache/bench/envs``."""
+    return Path((environ if environ is not None else os.environ).get("BENCH_ENV_ROOT")
+                or Path.home() / ".cache" / "bench" / "envs")
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    """A backend as a command names it: ``torch``, or ``torch@2.12.1`` for one release of its framework."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "BackendRef":
+        from backends.registry import backend_info
+        name, at, version = text.strip().partition("@")
+        backend_info(name)  # an unknown backend: ConfigError naming the known ones
+        if at and not FRAMEWORK_VERSION.fullmatch(version):
+            raise ConfigError(f"backend {text!r}: {version!r} is not a release number (spell it like "
+                              f"{name}@2.12.1: the framework's version as pip names it)")
+        return cls(name, version or None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+    @property
+    def directory(self) -> Path:
+        return env_root() / self.label
+
+    def directory_in(self, environ=None) -> Path:
+        return env_root(environ) / self.label
+
+
+def _extras() -> dict[str, list[str]]:
+    import tomllib
+    with open(PROJECT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"]
+
+
+def _name_of(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def framework(ref: BackendRef) -> str:
+    """The distribution that is the backend's framework: its extra's first requirement (an out-of-tree
+    backend, ``BENCH_BACKENDS``, has no extra here: the distribution named as its extra)."""
+    from backends.registry import backend_info
+    extra = backend_info(ref.name).extra
+    return _name_of(_extras()[extra][0]) if extra in _extras() else extra.lower()
+
+
+def requirements(ref: BackendRef) -> list[str]:
+    """What the environment installs besides the suite: the backend's extra (its framework pinned to
+    ``ref.version`` when given) and the ImageNet-weights extra."""
+    from backends.registry import backend_info
+    extras = _extras()
+    needs = list(extras.get(backend_info(ref.name).extra) or [backend_info(ref.name).extra])
+    if ref.version:
+        needs[0] = f"{framework(ref)}=={ref.version}"
+    return needs + [r for r in extras.get("imagenet", []) if r not in needs]
+
+
+def _marker(directory: Path) -> dict | None:
+    path = directory / MARKER
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("packages"), dict) else None
+
+
+def _python(directory: Path) -> Path:
+    return directory / "bin" / "python"
+
+
+def describe(ref: BackendRef, environ=None) -> dict | None:
+    """The marker of ``ref``'s environment (what it was built from, every package version), or None."""
+    directory = ref.directory_in(environ)
+    return _marker(directory) if _python(directory).exists() else None
+
+
+def check(ref: BackendRef, environ=None) -> str:
+    """The interpreter ``ref``'s jobs run with; BackendUnavailable, naming the fix, when its environment
+    is asked for and missing, incomplete, or holds another release than the one asked for."""
+    directory = ref.directory_in(environ)
+    if not directory.exists():
+        if ref.version is None:
+            return sys.executable  # no environment of its own: the shared one
+        raise BackendUnavailable(f"backend {ref.label} runs in its own environment, {directory}, which does not "
+                                 f"exist; create it: python -m bench env create {ref.label}")
+    marker = describe(ref, environ)
+    if marker is None:
+        raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} is incomplete or broken "
+                                 f"(no {MARKER} or no bin/python: its creation did not finish); rebuild it: "
+                                 f"python -m bench env create --force {ref.label}")
+    have = marker["packages"].get(framework(ref))
+    if ref.version and have != ref.version:
+        raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} holds {framework(ref)} "
+                                 f"{have}, not {ref.version}; rebuild it: python -m bench env create --force "
+                                 f"{ref.label}")
+    return str(_python(directory))
+
+
+def interpreter(backend: str, version: str | None = None, environ=None) -> str:
+    return check(BackendRef(backend, version), environ)
+
+
+def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
+    """Build ``ref``'s environment (pip, from the registry this machine reaches); its marker."""
+    directory = ref.directory
+    if describe(ref) is not None and not force:
+        print(f"bench: {ref.label}: {directory} exists (python -m bench env create --force {ref.label} "
+              "rebuilds it)", file=out)
+        return describe(ref)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    steps = [[sys.executable, "-m", "venv", str(directory)],
+             [str(_python(directory)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              "-e", str(PROJECT), *requirements(ref)]]
+    for argv in steps:
+        print(f"bench: {ref.label}: {' '.join(argv)}", file=out, flush=True)
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0:
+            raise BackendUnavailable(f"creating the environment of backend {ref.label} at {directory} failed "
+                                     f"({argv[2] if argv[1] == '-m' else argv[0]} exited {done.returncode}): "
+                                     f"{done.stdout.strip()[-600:]}")
+    found = subprocess.run([str(_python(directory)), "-c", PACKAGES], capture_output=True, text=True, check=True)
+    marker = {"backend": ref.name, "version": ref.version, "requirements": requirements(ref),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "build_s": round(time.monotonic() - began, 1)} | json.loads(found.stdout)
+    have = marker["packages"].get(framework(ref))
+    if ref.version and have != ref.version:
+        raise BackendUnavailable(f"{directory}: pip installed {framework(ref)} {have} for {ref.label}")
+    tmp = directory / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=1, sort_keys=True))
+    os.replace(tmp, directory / MARKER)  # written last: its presence says the environment is complete
+    return marker
+
+
+def check_in_environment(ref: BackendRef) -> bool:
+    """Before any job starts: False where ``ref`` runs in this interpreter (the caller checks its
+    framework here); True where it has an environment of its own that holds its framework (at the
+    release asked for); BackendUnavailable naming the fix otherwise."""
+    if check(ref) == sys.executable:
+        return False
+    marker = describe(ref)
+    name = framework(ref)
+    if name not in marker["packages"]:
+        raise BackendUnavailable(f"the environment of backend {ref.label} at {ref.directory} has no {name}; "
+                                 f"rebuild it: python -m bench env create --force {ref.label}")
+    return True

@@ -1,0 +1,111 @@
+"""One environment per backend and release (``bench env``): how a backend is named, which
+interpreter its jobs get, and the errors, naming the fix, raised before any job starts."""
+import json
+import sys
+
+import pytest
+
+from bench.cli import main
+from bench.core.errors import BackendUnavailable, ConfigError
+from bench.execute import environments
+from bench.execute.environments import BackendRef, check, requirements
+
+
+@pytest.fixture
+def env_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_ENV_ROOT", str(tmp_path / "envs"))
+    return tmp_path / "envs"
+
+
+def fake_env(root, label, packages):
+    """An environment as ``create`` leaves it, as far as ``check`` reads it: an interpreter and its marker.
+    The interpreter is this one under another name (a link would lose its venv) that logs each start
+    to ``started`` in its folder."""
+    directory = root / label
+    (directory / "bin").mkdir(parents=True)
+    python = directory / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho started >> {directory / 'started'}\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    (directory / environments.MARKER).write_text(json.dumps({"packages": packages, "python": "3.11"}))
+    return directory
+
+
+@pytest.mark.parametrize("text,said", [("tensorflow", "unknown backend 'tensorflow'"),
+                                       ("torch@latest", "'latest' is not a release number"),
+                                       ("torch@2.x", "'2.x' is not a release number"),
+                                       ("torch@", "'' is not a release number"), ("torch", None)])
+def test_a_backend_is_named_with_an_optional_release(text, said):
+    if said is None:
+        assert BackendRef.parse(text) == BackendRef("torch")
+        return
+    with pytest.raises(ConfigError, match=said):
+        BackendRef.parse(text)
+
+
+def test_releases_pin_the_framework_in_its_extra():
+    ref = BackendRef.parse("torch@2.12.1")
+    assert ref.label == "torch@2.12.1" and requirements(ref)[0] == "torch==2.12.1"
+    assert requirements(BackendRef("mxnet"))[:3] == ["mxnet==1.9.1", "gluoncv==0.10.5.post0", "numpy==1.23.5"]
+
+
+def test_without_an_environment_a_backend_runs_here_and_a_release_is_an_error(env_root):
+    assert check(BackendRef("torch")) == sys.executable
+    with pytest.raises(BackendUnavailable, match=r"backend torch@2.12.1 runs in its own environment, .*torch@2.12.1, "
+                                                 r"which does not exist; create it: python -m bench env create "
+                                                 r"torch@2.12.1"):
+        check(BackendRef("torch", "2.12.1"))
+
+
+def test_an_environment_is_used_only_when_complete_and_at_the_release_asked(env_root):
+    directory = fake_env(env_root, "torch@2.12.1", {"torch": "2.12.1", "numpy": "2.3.0"})
+    assert check(BackendRef("torch", "2.12.1")) == str(directory / "bin" / "python")
+    fake_env(env_root, "torch@2.11.0", {"torch": "2.13.0"})
+    with pytest.raises(BackendUnavailable, match="holds torch 2.13.0, not 2.11.0; rebuild it: python -m bench env "
+                                                 "create --force torch@2.11.0"):
+        check(BackendRef("torch", "2.11.0"))
+    (env_root / "mxnet").mkdir()  # a creation that never finished: no marker
+    with pytest.raises(BackendUnavailable, match="incomplete or broken .* python -m bench env create --force mxnet"):
+        check(BackendRef("mxnet"))
+
+
+def test_a_sweep_with_a_missing_environment_stops_before_any_job(env_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    status = main(["run", "--backend", "torch@2.12.1", "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert status == 2 and not out.exists()
+    assert "python -m bench env create torch@2.12.1" in capsys.readouterr().err
+
+
+def test_a_release_is_its_own_row_and_runs_with_its_environments_interpreter(env_root, tmp_path, fake_backend):
+    """``--backend fake@1.0``: every job starts with the environment's interpreter (a link to this one
+    here), the records name the release, and the table shows it as its own backend."""
+    from bench.report.tables import render_table
+    from bench.records.store import read_records
+
+    from ...conftest import write_image_folder
+    directory = fake_env(env_root, "fake@1.0", {"fake": "1.0"})  # an out-of-tree backend's framework: its name
+    folder = write_image_folder(tmp_path / "imgs")
+    out = tmp_path / "runs"
+    argv = ["run", "--backend", "fake@1.0,fake", "--model", "fake_mlp", "--data-dir", str(folder), "--pretrained",
+            "none", "--image-size", "8", "--epochs", "1", "--batch-size", "4", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    records, _ = read_records([out])
+    assert sorted(str(r["config"].get("framework_version")) for r in records) == ["1.0", "1.0", "None", "None"]
+    ran_there = [r for r in records if r["config"].get("framework_version") == "1.0"]
+    assert len((directory / "started").read_text().splitlines()) == len(ran_there) > 0  # one start a job
+    assert all(r["environment"]["packages"] and r["environment"]["interpreter"] for r in records)
+    table = render_table(records, "markdown")
+    assert table.count("| fake@1.0 ") == 2 and table.count("| fake ") == 2  # each release its own rows
+    # the two releases' runs of one configuration match in compare and gate (one seed: too few to resolve)
+    assert main(["compare", str(out), str(out), "--release", "fake", "fake@1.0"]) == 0
+    assert main(["gate", str(out), str(out), "--release", "fake", "fake@1.0"]) == 3
+    with pytest.raises(ConfigError, match="holds no run of fake@2.0"):
+        from bench.commands.report import _releases
+        _releases(["fake", "fake@2.0"], records, records, out, out)
+
+
+def test_release_names_are_checked(env_root):
+    from bench.commands.report import _release_labels
+    with pytest.raises(ConfigError, match="two releases of one backend"):
+        _release_labels(["torch@2.12.1", "mxnet@1.9.1"])
+    with pytest.raises(ConfigError, match="not a release number"):
+        _release_labels(["torch@2.12.1", "torch@new"])
