@@ -93,12 +93,14 @@ def _torch_defaults(flags: set) -> dict[str, str]:
 
 THREADS = ("1", "2")   # thread counts bench tune tries on our 2-core machines
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "OMP_PROC_BIND")
+# glibc's allocator, read at process start: recorded for every backend (PyTorch sets two by default)
+ALLOCATOR_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX")
 
 
 def _settings(tuned: dict[str, tuple[str, ...]], *recorded: str) -> dict[str, tuple[str, ...]]:
     """The knobs ``bench tune`` tries (in its order), then the names only recorded: the
-    threading variables every framework reads and ``recorded``."""
-    return tuned | {name: () for name in THREAD_VARIABLES + recorded if name not in tuned}
+    threading variables every framework reads, glibc's allocator's, and ``recorded``."""
+    return tuned | {name: () for name in THREAD_VARIABLES + ALLOCATOR_VARIABLES + recorded if name not in tuned}
 
 
 REGISTRY: dict[str, BackendInfo] = {

@@ -99,6 +99,19 @@ def requirements(ref: BackendRef) -> list[str]:
     return needs + [r for r in extras.get("imagenet", []) if r not in needs]
 
 
+def same_release(have: str | None, want: str) -> bool:
+    """Whether an installed version is the release asked for: ``2.12`` is ``2.12.0``, and a local build
+    label (``2.13.0+cpu``) counts only where the release asked for names one."""
+    from packaging.version import InvalidVersion, Version
+    if have is None:
+        return False
+    try:
+        h, w = Version(have), Version(want)
+    except InvalidVersion:
+        return have == want
+    return h == w if w.local else Version(h.public) == w
+
+
 def _marker(directory: Path) -> dict | None:
     path = directory / MARKER
     try:
@@ -133,7 +146,7 @@ def check(ref: BackendRef, environ=None) -> str:
                                  f"(no {MARKER} or no bin/python: its creation did not finish); rebuild it: "
                                  f"python -m bench env create --force {ref.label}")
     have = marker["packages"].get(framework(ref))
-    if ref.version and have != ref.version:
+    if ref.version and not same_release(have, ref.version):
         raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} holds {framework(ref)} "
                                  f"{have}, not {ref.version}; rebuild it: python -m bench env create --force "
                                  f"{ref.label}")
@@ -170,7 +183,7 @@ def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "build_s": round(time.monotonic() - began, 1)} | json.loads(found.stdout)
     have = marker["packages"].get(framework(ref))
-    if ref.version and have != ref.version:
+    if ref.version and not same_release(have, ref.version):
         raise BackendUnavailable(f"{directory}: pip installed {framework(ref)} {have} for {ref.label}")
     tmp = directory / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=1, sort_keys=True))

@@ -109,3 +109,27 @@ def test_release_names_are_checked(env_root):
         _release_labels(["torch@2.12.1", "mxnet@1.9.1"])
     with pytest.raises(ConfigError, match="not a release number"):
         _release_labels(["torch@2.12.1", "torch@new"])
+
+
+@pytest.mark.parametrize("have,want,same", [("2.13.0+cpu", "2.13.0", True), ("2.12.0", "2.12", True),
+                                            ("2.13.0+cpu", "2.13.0+cu121", False), ("2.14.1", "2.13.0", False),
+                                            (None, "2.13.0", False)])
+def test_a_release_is_compared_as_pip_compares_it(have, want, same):
+    assert environments.same_release(have, want) is same
+
+
+def test_env_commands_check_every_name_before_building_and_list_what_there_is(env_root, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr(environments, "create", lambda ref, force=False: built.append(ref))
+    assert main(["env", "create", "torch", "torch@2.x"]) == 2 and not built  # nothing built before all are valid
+    assert "'2.x' is not a release number" in capsys.readouterr().err
+    assert main(["env", "list"]) == 0 and "every backend runs in this interpreter" in capsys.readouterr().out
+    fake_env(env_root, "torch@2.14.1", {"torch": "2.14.1", "numpy": "2.3.5"}).joinpath(environments.MARKER)
+    marker = env_root / "torch@2.14.1" / environments.MARKER
+    marker.write_text(json.dumps({"packages": {"torch": "2.14.1", "numpy": "2.3.5"}, "python": "3.11.7",
+                                  "created": "2026-12-06T16:00:00Z"}))
+    (env_root / "mxnet").mkdir()
+    assert main(["env", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "torch@2.14.1: torch 2.14.1, numpy 2.3.5, Python 3.11.7" in out
+    assert "mxnet: incomplete (python -m bench env create --force mxnet)" in out
