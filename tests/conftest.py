@@ -56,6 +56,14 @@ def private_timing_lock(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("BENCH_TIMING_LOCK", str(tmp_path_factory.getbasetemp() / "timing.lock"))
 
 
+@pytest.fixture(autouse=True)
+def no_user_environments(tmp_path_factory, monkeypatch):
+    """Backends run in the test run's interpreter: a user's per-backend environments (bench env create,
+    under ~/.cache/bench/envs) never change which interpreter a test's jobs get; tests that want one
+    set BENCH_ENV_ROOT themselves."""
+    monkeypatch.setenv("BENCH_ENV_ROOT", str(tmp_path_factory.getbasetemp() / "no-envs"))
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return write_image_folder(tmp_path / "imgs")

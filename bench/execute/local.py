@@ -77,13 +77,28 @@ def run_local(plan: list[Job], opts: RunOptions) -> list[dict]:
     return records
 
 
+def pretrain_cached(job: Job) -> bool:
+    """Whether a pretrain step's canonical file is cached and is what the suite wrote (its recorded
+    sha256); a file without one (an older suite's) or changed since is pretrained again, said on stderr."""
+    from bench.core.errors import CheckpointError
+    from bench.weights.canonical import verify_digest
+    if not job.weights.exists():
+        return False
+    try:
+        verify_digest(job.weights, "the cached pretrain file", "pretraining it again")
+    except CheckpointError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return False
+    return True
+
+
 def _run_all(plan: list[Job], opts: RunOptions, records: list[dict], handled: list[int]) -> None:
     done = finished_records(opts.out) if opts.resume else {}
     failed: dict[str, str] = {}
     for i, job in enumerate(plan, 1):
         handled[0] = i - 1
         head = f"[{i}/{len(plan)}]"
-        if job.is_pretrain and job.weights.exists():
+        if job.is_pretrain and pretrain_cached(job):
             print(f"{head} pretrain cached: {job.weights}")
             continue
         if job.needs in failed:

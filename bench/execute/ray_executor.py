@@ -41,7 +41,7 @@ from bench.plan.config import RunConfig
 from bench.plan.sweep import Job
 
 from .isolate import run_child
-from .local import RunOptions, finished_records, not_run, report_outcome, stopped
+from .local import RunOptions, finished_records, not_run, pretrain_cached, report_outcome, stopped
 
 
 def import_ray():
@@ -151,7 +151,7 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
         attempts[job.key] = attempts.get(job.key, 0) + 1
 
     for job in plan:
-        if job.is_pretrain and job.weights.exists():
+        if job.is_pretrain and pretrain_cached(job):
             print(f"pretrain cached: {job.weights}")
             pre_refs[job.key] = _cached_pretrain(ray, job)
         elif not job.is_pretrain and job.key in done:

@@ -43,6 +43,22 @@ def test_pretrain_runs_in_its_own_process_with_its_own_record(transfer, tmp_path
     assert {w["pretrain_run_id"] for w in finetuned} == {pre[0]["run_id"]}
 
 
+def test_a_cached_pretrain_file_without_its_digest_is_pretrained_again(transfer, tmp_path, capsys):
+    """An older suite's cache (no recorded sha256) or a file changed since: the sweep pretrains again,
+    says so, and its arms run (they failed, each with the cache's error, before)."""
+    from bench.weights.canonical import digest_path
+    assert main(_argv(tmp_path)) == 0
+    (pre,) = [r for r in load_records([tmp_path / "out"]) if r["config"]["arm"] == "pretrain"]
+    cached = tmp_path / "cache" / "weights" / f"fake_mlp-{pre['config_hash']}.npz"
+    digest_path(cached).unlink()
+    assert main(_argv(tmp_path, "--out", str(tmp_path / "again"))) == 0
+    err = capsys.readouterr().err
+    assert "has no recorded digest" in err and "pretraining it again" in err
+    records = load_records([tmp_path / "again"])
+    assert any(r["config"]["arm"] == "pretrain" for r in records) and all(r["status"] == "ok" for r in records)
+    assert digest_path(cached).is_file()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fault,why", [("crash", "exited with code 3"), ("kill", "signal SIGKILL")])
 def test_failed_pretrain_fails_its_arms_and_the_sweep_goes_on(transfer, tmp_path, monkeypatch, fault, why):
