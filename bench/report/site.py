@@ -56,20 +56,29 @@ def all_configurations(records: list[dict], paths: dict[int, Path], out_dir: Pat
 
 # --- plots (Plotly figures as JSON, drawn by the page's plotly.min.js) ------------------------
 
-def _curve(g) -> tuple[list[int], np.ndarray, np.ndarray, str]:
-    split = "eval" if all("eval_acc" in p for r in g.runs for p in r["curve"]) else "val"
-    curves = [[p[f"{split}_acc"] for p in r["curve"]] for r in g.runs]
-    n = min(len(c) for c in curves)
-    a = np.array([c[:n] for c in curves], dtype=float)
+def _curve(g) -> tuple[list[int], np.ndarray, np.ndarray, str] | None:
+    """The group's per-epoch top-1 (mean, sd over seeds) on the split its runs scored at more epochs:
+    test, or validation where test was scored less often (a tuned run scores test at its end only);
+    the epochs scored; None where some run scored neither."""
+    def scored(split: str) -> list[list[tuple[int, float]]]:
+        return [[(p["epoch"], p[f"{split}_acc"]) for p in r["curve"] if f"{split}_acc" in p] for r in g.runs]
+    split, points = max((("eval", scored("eval")), ("val", scored("val"))), key=lambda sp: min(map(len, sp[1])))
+    n = min(len(c) for c in points)
+    if n == 0:
+        return None
+    a = np.array([[acc for _, acc in c[:n]] for c in points], dtype=float)
     sd = a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
-    return list(range(1, n + 1)), a.mean(axis=0), sd, split
+    return [epoch for epoch, _ in points[0][:n]], a.mean(axis=0), sd, split
 
 
 def accuracy_figure(experiment: str, groups):
     import plotly.graph_objects as go
     fig = go.Figure()
     for g in groups:
-        epochs, mean, sd, split = _curve(g)
+        curve = _curve(g)
+        if curve is None:
+            continue
+        epochs, mean, sd, split = curve
         fig.add_trace(go.Scatter(
             x=epochs, y=[round(float(v), 4) for v in mean], mode="lines+markers",
             error_y={"type": "data", "array": [round(float(v), 4) for v in sd], "visible": True, "thickness": 1},
