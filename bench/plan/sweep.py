@@ -33,9 +33,10 @@ class Job:
 
     def describe(self) -> str:
         c = self.config
+        backend = f"{c.backend}@{c.framework_version}" if c.framework_version else c.backend  # a release: named
         if self.is_pretrain:
-            return f"pretrain {c.backend} {c.model} on {c.dataset} ({c.epochs} epochs) -> {self.weights}"
-        return f"{c.backend} {c.model} {c.experiment} {c.arm} strategy={c.strategy} seed={c.seed}"
+            return f"pretrain {backend} {c.model} on {c.dataset} ({c.epochs} epochs) -> {self.weights}"
+        return f"{backend} {c.model} {c.experiment} {c.arm} strategy={c.strategy} seed={c.seed}"
 
 
 def suite_weights_path(pretrain: RunConfig, cache_dir: Path) -> Path:
