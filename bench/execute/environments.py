@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BackendUnavailable, ConfigError
-from bench.plan.config import FRAMEWORK_VERSION
+from bench.plan.config import FRAMEWORK_VERSION, backend_label
 
 PROJECT = Path(__file__).resolve().parents[2]   # the checkout whose pyproject.toml names the extras
 MARKER = "bench-env.json"
@@ -60,7 +60,7 @@ class BackendRef:
 
     @property
     def label(self) -> str:
-        return f"{self.name}@{self.version}" if self.version else self.name
+        return backend_label(self.name, self.version)
 
     @property
     def directory(self) -> Path:
@@ -159,11 +159,11 @@ def interpreter(backend: str, version: str | None = None, environ=None) -> str:
 
 def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
     """Build ``ref``'s environment (pip, from the registry this machine reaches); its marker."""
-    directory = ref.directory
-    if describe(ref) is not None and not force:
+    directory, existing = ref.directory, describe(ref)
+    if existing is not None and not force:
         print(f"bench: {ref.label}: {directory} exists (python -m bench env create --force {ref.label} "
               "rebuilds it)", file=out)
-        return describe(ref)
+        return existing
     if directory.exists():
         shutil.rmtree(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)

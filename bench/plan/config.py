@@ -22,6 +22,12 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute,
 FRAMEWORK_VERSION = re.compile(r"\d+(\.\d+){0,3}((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 
 
+def backend_label(backend: str, framework_version: str | None) -> str:
+    """A backend as commands and tables name it: ``torch``, or ``torch@2.14.1`` for one release run in
+    its own environment."""
+    return f"{backend}@{framework_version}" if framework_version else backend
+
+
 def precision_of(spec: dict) -> str:
     """The precision a config or spec (run, overhead, profile) names; records from before
     ``--precision`` existed ran fp32."""

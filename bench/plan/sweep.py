@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.weights.canonical import SUFFIX
 
-from .config import RunConfig
+from .config import RunConfig, backend_label
 from .experiments import get_experiment
 
 
@@ -33,7 +33,7 @@ class Job:
 
     def describe(self) -> str:
         c = self.config
-        backend = f"{c.backend}@{c.framework_version}" if c.framework_version else c.backend  # a release: named
+        backend = backend_label(c.backend, c.framework_version)
         if self.is_pretrain:
             return f"pretrain {backend} {c.model} on {c.dataset} ({c.epochs} epochs) -> {self.weights}"
         return f"{backend} {c.model} {c.experiment} {c.arm} strategy={c.strategy} seed={c.seed}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from bench.plan.config import ADDED_LATER, RunConfig
+from bench.plan.config import ADDED_LATER, RunConfig, backend_label
 from bench.records.kinds import Machine, RunRecord
 from bench.plan.recipe import recipe_label
 
@@ -107,8 +107,8 @@ class Group:
     def label(self, key: str) -> object:
         if key == "recipe":
             return recipe_label(self.config)
-        if key == "backend" and self.config.get("framework_version"):  # one release, in its own environment
-            return f"{self.config['backend']}@{self.config['framework_version']}"
+        if key == "backend":  # torch, or torch@2.14.1: one release, in its own environment
+            return backend_label(self.config.get("backend"), self.config.get("framework_version"))
         return protocol(self.config) if key == "protocol" else self.config.get(key)
 
 
