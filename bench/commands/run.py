@@ -254,13 +254,9 @@ def check_backends(configs: list[RunConfig]) -> list[str]:
     builds its model; asked without importing any. Returns the backends that run in environments of
     their own."""
     from backends.registry import backend_info, check_installed, models_for
-    from bench.execute.environments import BackendRef, check_in_environment
-    own = []
-    for name, version in sorted({(c.backend, c.framework_version) for c in configs}, key=str):
-        if check_in_environment(BackendRef(name, version)):
-            own.append(BackendRef(name, version).label)
-        else:  # no environment of its own: this one
-            check_installed(name)
+    from bench.execute.environments import BackendRef, check_backend
+    refs = sorted({BackendRef(c.backend, c.framework_version) for c in configs}, key=lambda ref: ref.label)
+    own = [ref.label for ref in refs if check_backend(ref)]
     for backend, model in sorted({(c.backend, c.model) for c in configs}):
         if not backend_info(backend).builds(backend, model):
             raise ConfigError(f"model {model!r} is not available on backend {backend!r}; "

@@ -12,14 +12,13 @@ def check_steps(args: argparse.Namespace) -> None:
     """Before measuring anything: every backend installed and building every model, every
     strategy known, every image size at least the model's minimum."""
     from architectures import get_spec
-    from backends.registry import backend_info, check_installed, models_for
+    from backends.registry import backend_info, models_for
     from bench.core.errors import ConfigError
     from bench.plan.strategies import make_plan
-    from bench.execute.environments import BackendRef, check_in_environment
+    from bench.execute.environments import BackendRef, check_backend
     refs = [BackendRef.parse(b) for b in args.backend]  # torch, or torch@2.12.1 in its own environment
     for ref in refs:
-        if not check_in_environment(ref):
-            check_installed(ref.name)
+        check_backend(ref)
     for strategy in args.strategy if isinstance(args.strategy, list) else [args.strategy]:
         make_plan(strategy)
     for model in args.model:

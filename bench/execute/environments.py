@@ -24,14 +24,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.errors import BackendUnavailable, ConfigError
-from bench.plan.config import FRAMEWORK_VERSION, backend_label
+from bench.core.errors import BackendUnavailable
+from bench.plan.config import backend_label, check_release
 
 PROJECT = Path(__file__).resolve().parents[2]   # the checkout whose pyproject.toml names the extras
 MARKER = "bench-env.json"
-# every distribution of the interpreter it runs in, and its version
-PACKAGES = ("import importlib.metadata as m, json, sys; print(json.dumps({'python': sys.version.split()[0], "
-            "'packages': {d.metadata['Name'].lower(): d.version for d in m.distributions() if d.metadata['Name']}}))")
+# what an environment holds, asked of its own interpreter through the suite installed in it
+# (the same listing every record's environment.packages comes from)
+PACKAGES = ("import json, sys; from bench.measure.environment import installed_packages; "
+            "print(json.dumps({'python': sys.version.split()[0], 'packages': installed_packages()}))")
 
 
 def env_root(environ=None) -> Path:
@@ -53,9 +54,8 @@ class BackendRef:
         from backends.registry import backend_info
         name, at, version = text.strip().partition("@")
         backend_info(name)  # an unknown backend: ConfigError naming the known ones
-        if at and not FRAMEWORK_VERSION.fullmatch(version):
-            raise ConfigError(f"backend {text!r}: {version!r} is not a release number (spell it like "
-                              f"{name}@2.12.1: the framework's version as pip names it)")
+        if at:
+            check_release(name, version)
         return cls(name, version or None)
 
     @property
@@ -145,9 +145,13 @@ def check(ref: BackendRef, environ=None) -> str:
         raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} is incomplete or broken "
                                  f"(no {MARKER} or no bin/python: its creation did not finish); rebuild it: "
                                  f"python -m bench env create --force {ref.label}")
-    have = marker["packages"].get(framework(ref))
+    name = framework(ref)
+    have = marker["packages"].get(name)
+    if have is None:
+        raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} has no {name}; "
+                                 f"rebuild it: python -m bench env create --force {ref.label}")
     if ref.version and not same_release(have, ref.version):
-        raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} holds {framework(ref)} "
+        raise BackendUnavailable(f"the environment of backend {ref.label} at {directory} holds {name} "
                                  f"{have}, not {ref.version}; rebuild it: python -m bench env create --force "
                                  f"{ref.label}")
     return str(_python(directory))
@@ -191,15 +195,12 @@ def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
     return marker
 
 
-def check_in_environment(ref: BackendRef) -> bool:
-    """Before any job starts: False where ``ref`` runs in this interpreter (the caller checks its
-    framework here); True where it has an environment of its own that holds its framework (at the
-    release asked for); BackendUnavailable naming the fix otherwise."""
-    if check(ref) == sys.executable:
-        return False
-    marker = describe(ref)
-    name = framework(ref)
-    if name not in marker["packages"]:
-        raise BackendUnavailable(f"the environment of backend {ref.label} at {ref.directory} has no {name}; "
-                                 f"rebuild it: python -m bench env create --force {ref.label}")
-    return True
+def check_backend(ref: BackendRef) -> bool:
+    """Before any job starts: whether ``ref`` runs in an environment of its own (complete, holding its
+    framework at the release asked for: ``check``); where it runs here, that its framework is installed
+    here (asked without importing it). BackendUnavailable naming the fix otherwise."""
+    from backends.registry import check_installed
+    if check(ref) != sys.executable:
+        return True
+    check_installed(ref.name)
+    return False

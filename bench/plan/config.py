@@ -22,6 +22,13 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # mixed precision: low-precision compute,
 FRAMEWORK_VERSION = re.compile(r"\d+(\.\d+){0,3}((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 
 
+def check_release(backend: str, framework_version: str) -> None:
+    """ConfigError unless ``framework_version`` is spelt as a release (``FRAMEWORK_VERSION``)."""
+    if not FRAMEWORK_VERSION.fullmatch(framework_version):
+        raise ConfigError(f"backend {backend}@{framework_version}: {framework_version!r} is not a release number "
+                          f"(spell it like {backend}@2.12.1: the framework's version as pip names it)")
+
+
 def backend_label(backend: str, framework_version: str | None) -> str:
     """A backend as commands and tables name it: ``torch``, or ``torch@2.14.1`` for one release run in
     its own environment."""
@@ -167,10 +174,8 @@ class RunConfig:
             if getattr(self, name) not in valid:
                 option = f" (--{name.replace('_', '-')})" if name in ("schedule", "decay_filter") else ""
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}{option}; valid: {', '.join(valid)}")
-        if self.framework_version is not None and not (isinstance(self.framework_version, str)
-                                                       and FRAMEWORK_VERSION.fullmatch(self.framework_version)):
-            raise ConfigError(f"--backend {self.backend}@{self.framework_version}: not a release number (spell it "
-                              f"like {self.backend}@2.12.1: the framework's version as pip names it)")
+        if self.framework_version is not None:  # a string: the field types are checked above
+            check_release(self.backend, self.framework_version)
         if self.scratch_init is not None and (self.arm != "scratch" or self.scratch_init not in SCRATCH_INITS):
             raise ConfigError(f"--scratch-init {self.scratch_init!r}: valid for the scratch arm only, "
                               f"one of {', '.join(SCRATCH_INITS)}")

@@ -198,7 +198,8 @@ def render_notes(records: list[dict], groups: list[Group]) -> str:
         if variants > 1:
             lines.append(f"- {chosen.label('backend')} {chosen.label('experiment')} {chosen.label('model')}: trained "
                          f"from scratch ({init} init) under {variants} settings; fine-tuned rows are compared with one, "
-                         f"{row_label(chosen)} (chosen by a tuning study, else the most seeds, else the first config hash; never by a test score)")
+                         f"{row_label(chosen)} (chosen by a tuning study, else the most seeds, else the first config "
+                         "hash; never by a test score)")
     if any(PACKED in timing_marks(g) for g in groups):
         lines.append(f"- {PACKED} packed run (bench run --pack): its step times are left out")
     failed = [r for r in records if r.get("status") != "ok"]

@@ -5,8 +5,6 @@ import os
 import signal
 from contextlib import contextmanager
 
-import pytest
-
 from bench.cli import main
 from bench.records.store import MAX_RECORD_BYTES, read_records, write_record
 
