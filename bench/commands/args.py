@@ -85,6 +85,7 @@ TIMEOUT = Range(0, 7 * 86400, low_open=True)          # seconds
 RETRIES = Range(0, 10, integer=True)
 TRIALS = Range(1, 256, integer=True)
 ROUNDS = Range(1, 100, integer=True)
+SPREAD = Range(0, 10)                                  # of harness/native ratios (max - min)
 STEPS = Range(3, 10_000, integer=True)
 FRACTION = Range(0, 1)
 FACTOR = Range(1, 100)

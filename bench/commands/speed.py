@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import ROUNDS, SECONDS, add_step_args, names, ranged, readable_records, setting, state_ranges
+from .args import ROUNDS, SECONDS, SPREAD, add_step_args, names, ranged, readable_records, setting, state_ranges
 
 
 def check_steps(args: argparse.Namespace) -> None:
@@ -91,6 +91,11 @@ def add(sub) -> None:
     ov.set_defaults(model=names("resnet18,efficientnet_lite0"), func=cmd_overhead)
     ov.add_argument("--strategy", type=names, default=names("full,linear-probe"), help="comma-separated strategies")
     ov.add_argument("--rounds", type=ranged(ROUNDS), default=2, help="native/harness process pairs per combination")
+    ov.add_argument("--max-rounds", type=ranged(ROUNDS), default=None,
+                    help="further rounds, one at a time up to this many, while the rounds' ratios spread wider "
+                         "than --spread (default: --rounds, none)")
+    ov.add_argument("--spread", type=ranged(SPREAD), default=0.05,
+                    help="the widest spread (max - min) of round ratios that needs no further round")
     ov.add_argument("--design", choices=["processes", "interleaved"], default="processes",
                     help="processes: each loop in its own process; interleaved: both in one process, "
                          "alternating step by step (paired; for machines whose speed varies by process)")

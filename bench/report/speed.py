@@ -62,7 +62,7 @@ def merge_rounds(records: list[dict]) -> list[dict]:
     for r in sorted(records, key=lambda r: r.get("created", "")):
         spec = r["spec"] | {"design": _design(r), "precision": _precision(r)}
         machine = machine_of(r) if r.get("environment") else "a machine not recorded (every round failed)"
-        key = json.dumps({"machine": machine} | {k: v for k, v in spec.items() if k not in ("rounds",)},
+        key = json.dumps({"machine": machine} | {k: v for k, v in spec.items() if k not in ("rounds", "min_rounds", "spread")},
                          sort_keys=True)
         m = merged.setdefault(key, {"spec": spec, "machine": machine, "round_ratios": [], "created": [],
                                     "commits": set(),
