@@ -122,6 +122,10 @@ REGISTRY: dict[str, BackendInfo] = {
                    "BENCH_TORCH_CHANNELS_LAST": ("0", "1"), "BENCH_TORCH_COMPILE": ("1",),
                    "MALLOC_MMAP_THRESHOLD_": ("131072",), "MALLOC_TRIM_THRESHOLD_": ("131072",)}),
         _torch_defaults, canonical_models="backends.torch_models", suffix=".pth", zoo="torchvision"),
+    "jax": BackendInfo(
+        "backends.jax_backend:JaxBackend", "jax", ("jax", "flax", "optax"),
+        _settings({}, "XLA_FLAGS", "JAX_PLATFORMS"),
+        canonical_models="backends.jax_models", suffix=".msgpack"),
 }
 
 

@@ -74,11 +74,14 @@ def _check(args: argparse.Namespace) -> list[RunConfig]:
 def _run_child(config: RunConfig, steps_per_epoch: int, weights: Path, init: bool, timeout: float) -> dict:
     from backends.settings import child_env
     from bench.execute.child import run_bench_child
+    from bench.execute.environments import BackendRef, check
+    python = check(BackendRef(config.backend, config.framework_version))  # its own environment, where it has one
     with tempfile.TemporaryDirectory(prefix="bench-parity-") as tmp:
         out, err = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         cmd = ["_parity", json.dumps(config.to_json()), str(steps_per_epoch), str(weights), "--result-file", str(out)]
         with open(err, "w") as stderr:
-            code = run_bench_child(cmd + (["--init"] if init else []), child_env(config.backend), timeout, stderr)
+            code = run_bench_child(cmd + (["--init"] if init else []), child_env(config.backend), timeout, stderr,
+                                   python=python)
         if code == 0 and out.exists():
             return json.loads(out.read_text())
         why = "timed out" if code is None else f"exit code {code}"

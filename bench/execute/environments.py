@@ -90,13 +90,15 @@ def framework(ref: BackendRef) -> str:
 
 def requirements(ref: BackendRef) -> list[str]:
     """What the environment installs besides the suite: the backend's extra (its framework pinned to
-    ``ref.version`` when given) and the ImageNet-weights extra."""
+    ``ref.version`` when given), the ImageNet-weights extra, and the dev extra's pytest (the backend's
+    own tests run in its environment: ``tests/backends/test_own_environments.py``)."""
     from backends.registry import backend_info
     extras = _extras()
     needs = list(extras.get(backend_info(ref.name).extra) or [backend_info(ref.name).extra])
     if ref.version:
         needs[0] = f"{framework(ref)}=={ref.version}"
-    return needs + [r for r in extras.get("imagenet", []) if r not in needs]
+    tests = [r for r in extras.get("dev", []) if _name_of(r) == "pytest"]
+    return needs + [r for r in extras.get("imagenet", []) + tests if r not in needs]
 
 
 def same_release(have: str | None, want: str) -> bool:

@@ -25,7 +25,7 @@ TOLERANCE = {"bf16": 0.05, "fp16": 0.01}
 # PyTorch, fp16 0.985-0.989 on MindSpore and PyTorch); a mis-scaled update keeps its direction: the
 # size check catches it
 UPDATE_COSINE = {"bf16": 0.85, "fp16": 0.95}
-FRAMEWORK = {"torch": "PyTorch", "mxnet": "MXNet", "mindspore": "MindSpore"}
+FRAMEWORK = {"torch": "PyTorch", "mxnet": "MXNet", "mindspore": "MindSpore", "jax": "JAX"}
 REDUCED = {"bf16": "bfloat16", "fp16": "float16"}
 
 

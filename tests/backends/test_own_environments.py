@@ -1,0 +1,135 @@
+"""Backends that live in an environment of their own (``bench env create jax``: JAX with NumPy 2 cannot
+share the test run's NumPy 1.23.5) pass the same checks as the backends installed here: the protocol,
+logit parity on every architecture from one canonical file, and every strategy training the same
+canonical parameters at the same lr and weight decay. Each runs in that environment's interpreter
+(``tests/backends/in_environment.py``) and is compared here with the backends of this environment.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.registry import REGISTRY, backend_info
+from bench.execute.environments import BackendRef, describe, interpreter
+from bench.plan.strategies import ALL_STRATEGIES, make_plan
+
+from .installed import ARCHITECTURES, BACKENDS, building
+from .test_architectures import PARITY, RTOL, max_rel_diff, random_canonical
+
+ROOT = Path(__file__).resolve().parents[2]
+# read at collection, before the per-test BENCH_ENV_ROOT (tests/conftest.py) hides the user's environments
+OWN = {name: interpreter(name) for name in REGISTRY if name not in BACKENDS and describe(BackendRef(name))}
+pytestmark = pytest.mark.skipif(not OWN, reason="no backend in an environment of its own here "
+                                                "(python -m bench env create jax)")
+
+
+def run_in(backend: str, op: str, timeout: float = 900, **args):
+    """``op`` of ``tests/backends/in_environment.py`` for ``backend``, in its environment's interpreter."""
+    args["backend"] = backend
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_ENV_ROOT")}
+    done = subprocess.run([OWN[backend], "-m", "tests.backends.in_environment", op, json.dumps(args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# the backend test modules that need one backend only: run by the environment's own pytest
+ONE_BACKEND = ("test_protocol.py", "test_reference_loops.py", "test_precision.py", "test_update_parity.py",
+               "test_determinism.py")
+
+
+@pytest.mark.parametrize("backend", sorted(OWN))
+def test_the_backend_tests_pass_in_its_environment(backend, tmp_path):
+    """The protocol, reference-loop, precision, update-parity and determinism tests every backend of
+    this environment passes, run by pytest in the backend's environment (where it is the one backend)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_ENV_ROOT")}
+    done = subprocess.run([OWN[backend], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
+                           "--basetemp", str(tmp_path / "t"), "-m", "not slow",
+                           *[f"tests/backends/{m}" for m in ONE_BACKEND]],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    tail = done.stdout.strip().splitlines()[-15:]
+    assert done.returncode == 0, "\n".join(tail) + done.stderr[-2000:]
+    assert " passed" in tail[-1] and "failed" not in tail[-1], tail[-1]
+
+
+@pytest.mark.parametrize("backend", sorted(OWN))
+def test_same_canonical_weights_give_the_same_logits_across_environments(backend, tmp_path):
+    cases, here = [], {}
+    for arch, size, stem in PARITY:
+        local = building(arch)
+        if not local:
+            continue
+        weights, x = tmp_path / f"{arch}-{size}-{stem}.npz", tmp_path / f"{arch}-{size}-{stem}-x.npy"
+        random_canonical(weights, arch, size=size, stem=stem)
+        np.save(x, np.random.default_rng(1).normal(0, 1, (2, 3, size, size)).astype(np.float32))
+        from backends.registry import get_backend
+        model = get_backend(local[0]).create_model(arch, 10, image_size=size, stem=stem, seed=3)
+        model.load_weights(str(weights))
+        here[len(cases)] = (f"{arch} {size}px {stem} vs {local[0]}", model.predict(np.load(x)))
+        cases.append({"arch": arch, "size": size, "stem": stem, "weights": str(weights), "input": str(x),
+                      "out": str(tmp_path / f"{arch}-{size}-{stem}-{backend}.npy")})
+    assert cases, "no backend of this environment builds an architecture to compare with"
+    reports = run_in(backend, "logits", cases=cases)
+    errors = {}
+    for i, (case, report) in enumerate(zip(cases, reports)):
+        assert not report["dropped"] and not report["missing"], (case["arch"], report)
+        label, want = here[i]
+        assert np.abs(want).max() > 0.1
+        errors[label] = max_rel_diff(want, np.load(case["out"]))
+    assert all(e < RTOL for e in errors.values()), errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(OWN))
+def test_strategies_mean_the_same_across_environments(backend):
+    from backends.base import OptimConfig
+    from backends.registry import get_backend
+    archs = [a for a in ARCHITECTURES if building(a) and backend_info(backend).builds(backend, a)]
+    there = run_in(backend, "strategies", archs=archs)
+    for arch in archs:
+        for strategy in ALL_STRATEGIES:
+            model = get_backend(building(arch)[0]).create_model(arch, 3, image_size=32)
+            model.configure(make_plan(strategy), OptimConfig(lr=0.01, weight_decay=1e-4))
+            rename = model.table.to_canonical
+            lrs = {rename(n): lr for lr, names in model.param_groups().items() for n in names}
+            wds = {rename(n): wd for wd, names in model.weight_decay_groups().items() for n in names}
+            got = there[f"{arch} {strategy}"]
+            assert (got["lr"], got["wd"], got["counts"]) == (lrs, wds, model.param_counts()), (arch, strategy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(OWN))
+def test_every_architecture_trains_a_finite_step(backend):
+    """tests/backends/test_architectures.py's finite step, which skips in an environment of one backend; in
+    bf16 too on EfficientNet-Lite0 ("same"-padded depthwise convolutions; ResNet-18's bf16 and fp16 are
+    in test_precision.py, run above; each bf16 step compiles for seconds)."""
+    archs = [a for a in ARCHITECTURES if backend_info(backend).builds(backend, a)]
+    got = run_in(backend, "steps", archs=archs, precisions=["fp32"])
+    got |= run_in(backend, "steps", archs=["efficientnet_lite0"], precisions=["bf16"])
+    for key, step in got.items():
+        assert np.isfinite(step["loss"]) and 0 <= step["correct"] <= 4, (key, step)
+    for arch in archs:
+        assert "bfloat16" not in got[f"{arch} fp32"]["report"]["ops"], arch
+    low = got["efficientnet_lite0 bf16"]["report"]["ops"]  # convolutions in bfloat16, the new head in float32
+    assert low.get("bfloat16", {}).get("Conv") and low.get("float32", {}).get("Dense"), low
+
+
+@pytest.mark.parametrize("model", ["resnet18", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", sorted(OWN))
+def test_every_step_updates_as_the_numpy_reference_in_its_environment(backend, model, tmp_path, monkeypatch):
+    """``bench parity``'s all-elements recipe (frozen stem, per-stage multipliers, Nesterov, warm-up into a
+    cosine, label smoothing, no decay on biases and BatchNorm), its child in the backend's environment."""
+    from bench.cli import main
+    monkeypatch.setenv("BENCH_ENV_ROOT", str(Path(OWN[backend]).parents[2]))  # where OWN found it
+    out = tmp_path / "parity.json"
+    assert main(["parity", "--backend", backend, "--model", model, "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["backend"] == backend and len(result["steps"]) == 6
+    for row in result["steps"]:  # the lr the framework applied is the schedule's, per stage; the stem frozen
+        assert row["lr"].keys() == row["protocol_lr"].keys() and "stem" not in row["lr"]
+        for stage, lr in row["lr"].items():
+            assert lr == pytest.approx(row["protocol_lr"][stage], rel=1e-6), (row["step"], stage)
+        assert row["running_stats"]["stem"]["error"] == 0.0
