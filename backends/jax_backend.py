@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from importlib import metadata
 
 import jax
@@ -32,6 +33,7 @@ from .base import Backend, Model, OptimConfig, translate, zoo_requested
 from .jax_models import DROPOUTS, LEAVES
 from .registry import arch_view
 
+MAX_CHECKPOINT_BYTES = 4 << 30   # an untrusted file is read whole: no FIFO, no device, nothing larger
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
 LOSS_SCALE = 1024.0
 FROZEN = "frozen"
@@ -166,9 +168,13 @@ class JaxModel(Model):
     def _read_native(self, path: str) -> dict[str, np.ndarray]:
         """Flax's msgpack checkpoint (``flax.serialization``: data only, no code), canonical names."""
         try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"{path}: not a Flax checkpoint (a regular file of at most "
+                                      f"{MAX_CHECKPOINT_BYTES >> 30} GiB expected)")
             with open(path, "rb") as f:
                 trees = serialization.msgpack_restore(f.read())
-        except (OSError, ValueError, TypeError) as e:
+        except (OSError, ValueError, TypeError, RecursionError) as e:
             raise CheckpointError(f"{path}: not a Flax msgpack checkpoint ({type(e).__name__}: {e})") from None
         if not isinstance(trees, dict) or not isinstance(trees.get("params"), dict):
             raise CheckpointError(f"{path}: a Flax checkpoint holds {{'params': ..., 'batch_stats': ...}}")

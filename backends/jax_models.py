@@ -122,7 +122,6 @@ class BasicBlock(nn.Module):
     ctx: Ctx
     planes: int
     stride: int
-    expansion = 1
 
     @nn.compact
     def __call__(self, x, train):
@@ -138,7 +137,6 @@ class Bottleneck(nn.Module):
     ctx: Ctx
     planes: int
     stride: int
-    expansion = 4
 
     @nn.compact
     def __call__(self, x, train):
