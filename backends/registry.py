@@ -161,8 +161,9 @@ def check_installed(name: str) -> BackendInfo:
     missing = missing_modules(name)
     if missing:
         raise BackendUnavailable(
-            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: pip install -e \".[{info.extra}]\"")
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed here; give it an "
+            f"environment of its own: python -m bench env create {name} (or install it here: "
+            f"pip install -e \".[{info.extra}]\", where its pins agree with this environment's)")
     return info
 
 

@@ -101,6 +101,7 @@ def test_backend_without_its_framework_names_the_extra(monkeypatch, capsys):
     assert main(["run", "--backend", "ghost", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "not installed" in err and 'pip install -e ".[ghost]"' in err
+    assert "python -m bench env create ghost" in err  # or its own environment (JAX's way: NumPy 2)
 
 
 def test_unknown_dataset_and_model_list_valid_ones(tmp_path, capsys):
