@@ -37,6 +37,7 @@ MAX_CHECKPOINT_BYTES = 4 << 30   # an untrusted file is read whole: no FIFO, no 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
 LOSS_SCALE = 1024.0
 FROZEN = "frozen"
+COLLECTIONS = ("params", "batch_stats")   # what a model's variables and its checkpoints hold
 
 
 def _layout_out(path: tuple, value) -> np.ndarray:
@@ -57,13 +58,19 @@ def _layout_in(path: tuple, value: np.ndarray) -> jnp.ndarray:
 def canonical_paths(trees: dict[str, dict]) -> dict[str, tuple[str, tuple]]:
     """Canonical name -> (collection, path) of every leaf of ``{"params": ..., "batch_stats": ...}``."""
     out = {}
-    for collection in ("params", "batch_stats"):
+    for collection in COLLECTIONS:
         for path in traverse_util.flatten_dict(trees.get(collection) or {}):
             leaf = LEAVES.get((collection, path[-1]))
             if leaf is None:
                 raise CheckpointError(f"unexpected Flax variable {collection}/{'/'.join(path)}")
             out[".".join(path[:-1] + (leaf,))] = (collection, path)
     return out
+
+
+def canonical_arrays(trees: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Every leaf of ``trees`` by canonical name, in the canonical layout (NumPy, float32)."""
+    flat = {c: traverse_util.flatten_dict(trees.get(c) or {}) for c in COLLECTIONS}
+    return {name: _layout_out(p, flat[c][p]) for name, (c, p) in canonical_paths(trees).items()}
 
 
 def _device(device: str):
@@ -178,13 +185,11 @@ class JaxModel(Model):
             raise CheckpointError(f"{path}: not a Flax msgpack checkpoint ({type(e).__name__}: {e})") from None
         if not isinstance(trees, dict) or not isinstance(trees.get("params"), dict):
             raise CheckpointError(f"{path}: a Flax checkpoint holds {{'params': ..., 'batch_stats': ...}}")
-        out = {}
-        for name, (collection, p) in canonical_paths(trees).items():
-            value = traverse_util.flatten_dict(trees[collection])[p]
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise CheckpointError(f"{path}: {name} is not a floating-point array")
-            out[name] = _layout_out(p, value)
-        return out
+        for collection in COLLECTIONS:
+            for p, value in traverse_util.flatten_dict(trees.get(collection) or {}).items():
+                if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                    raise CheckpointError(f"{path}: {collection}/{'/'.join(p)} is not a floating-point array")
+        return canonical_arrays(trees)
 
     def _write_native(self, path: str) -> None:
         data = serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, self._trees()))
@@ -204,16 +209,14 @@ class JaxModel(Model):
             self.opt_state = self._tx.init(self.params)
 
     def named_parameters(self) -> dict[str, np.ndarray]:
-        flat = {c: traverse_util.flatten_dict(t) for c, t in self._trees().items()}
-        return {name: _layout_out(p, flat[c][p]) for name, (c, p) in canonical_paths(self._trees()).items()}
+        return canonical_arrays(self._trees())
 
     # --- training -----------------------------------------------------------------------
 
     def configure(self, plan, optim: OptimConfig, precision: str = "fp32") -> None:
         self.precision, self.optim = precision, optim
         paths = canonical_paths({"params": self.params})
-        flat = traverse_util.flatten_dict(self.params)
-        shapes = {n: _layout_out(p, flat[p]).shape for n, (_, p) in paths.items()}
+        shapes = {n: v.shape for n, v in canonical_arrays({"params": self.params}).items()}
         bns = {".".join(p[:-1]): n for n, (_, p) in paths.items() if p[-1] == "scale"}
         pp = translate(plan, self.table, shapes, bns, optim.decay_filter)
         self._frozen_bn = pp.frozen_bn

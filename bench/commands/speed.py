@@ -83,6 +83,7 @@ def cmd_peak(args: argparse.Namespace) -> int:
 
 def add(sub) -> None:
     from bench.speed.overhead import DEFAULT_OUT as OVERHEAD_OUT
+    from bench.speed.overhead import SPREAD as OVERHEAD_SPREAD
     from bench.speed.tune import DEFAULT_OUT as TUNE_OUT
 
     ov = sub.add_parser("overhead", help="harness train step vs each framework's own minimal loop, "
@@ -94,7 +95,7 @@ def add(sub) -> None:
     ov.add_argument("--max-rounds", type=ranged(ROUNDS), default=None,
                     help="further rounds, one at a time up to this many, while the rounds' ratios spread wider "
                          "than --spread (default: --rounds, none)")
-    ov.add_argument("--spread", type=ranged(SPREAD), default=0.05,
+    ov.add_argument("--spread", type=ranged(SPREAD), default=OVERHEAD_SPREAD,
                     help="the widest spread (max - min) of round ratios that needs no further round")
     ov.add_argument("--design", choices=["processes", "interleaved"], default="processes",
                     help="processes: each loop in its own process; interleaved: both in one process, "

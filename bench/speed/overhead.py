@@ -45,6 +45,7 @@ from bench.records.store import file_stamp, write_json_new
 from .step import LOOPS, measure, step_spec
 
 DEFAULT_OUT = Path("runs-overhead")
+SPREAD = 0.05   # --spread: the widest spread of round ratios that needs no further round
 
 
 def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) -> dict:
@@ -63,10 +64,10 @@ def overhead_record(spec: dict, results: dict[str, list[dict]], settings: dict) 
         environment = ok[0]["environment"] if ok else environment
     if environment is None:  # every round refused or failed: the machine still, from the parent
         environment = capture_environment({}, settings=settings)
-    n, h = loops["native"]["round_medians_ms"], loops["harness"]["round_medians_ms"]
     extra = {}
-    if loops["native"]["median_ms"] and loops["harness"]["median_ms"]:
-        extra["round_ratios"] = [b / a for a, b in zip(n, h)]
+    ratios = round_ratios(results)
+    if ratios:
+        extra["round_ratios"] = ratios
         extra["ratio"] = ratio_of(extra)
     return OverheadRecord.new(spec, loops, settings, environment, **extra).to_json()
 
@@ -78,29 +79,27 @@ def ratio_of(rec: dict) -> float | None:
     return float(np.median(rounds)) if rounds else rec.get("ratio")
 
 
+def round_ratios(results: dict[str, list[dict]]) -> list[float]:
+    """Harness/native of each round whose two loops both measured (the round's medians of steady steps)."""
+    return [h["stats"]["median_ms"] / n["stats"]["median_ms"] for n, h in zip(results["native"], results["harness"])
+            if "error" not in n and "error" not in h]
+
+
 def needs_round(ratios: list[float], done: int, args) -> bool:
     """Another round? Until ``--rounds``; then, up to ``--max-rounds``, while the rounds' ratios spread
     wider than ``--spread`` (max - min; a round that failed gives no ratio and counts as done)."""
     if done < args.rounds:
         return True
     most = max(getattr(args, "max_rounds", None) or args.rounds, args.rounds)
-    return done < most and len(ratios) >= 2 and max(ratios) - min(ratios) > getattr(args, "spread", 0.05)
-
-
-def _round_ratio(results: dict[str, list[dict]]) -> float | None:
-    native, harness = (results[loop][-1] for loop in LOOPS)
-    if "error" in native or "error" in harness:
-        return None
-    return harness["stats"]["median_ms"] / native["stats"]["median_ms"]
+    return done < most and len(ratios) >= 2 and max(ratios) - min(ratios) > getattr(args, "spread", SPREAD)
 
 
 def run_combination(backend: str, model: str, size: int, strategy: str, args, precision: str = "fp32") -> dict:
     settings = dict(args.set)
     design = getattr(args, "design", "processes")
     results: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
-    ratios: list[float] = []
     i = 0
-    while needs_round(ratios, i, args):
+    while needs_round(round_ratios(results), i, args):
         order = LOOPS if i % 2 == 0 else LOOPS[::-1]
         if design == "interleaved":
             got = measure(step_spec(backend, model, size, strategy, "+".join(order), args, precision), settings,
@@ -112,13 +111,10 @@ def run_combination(backend: str, model: str, size: int, strategy: str, args, pr
                 results[loop].append(measure(step_spec(backend, model, size, strategy, loop, args, precision),
                                              settings, args.timeout))
         i += 1
-        ratio = _round_ratio(results)
-        if ratio is not None:
-            ratios.append(ratio)
     spec = {k: v for k, v in step_spec(backend, model, size, strategy, "", args, precision).items() if k != "loop"}
     spec.update(rounds=i, design=design)
     if i > args.rounds:  # how the rounds beyond --rounds came about
-        spec.update(min_rounds=args.rounds, spread=getattr(args, "spread", 0.05))
+        spec.update(min_rounds=args.rounds, spread=getattr(args, "spread", SPREAD))
     rec = overhead_record(spec, results, settings)
     rec["flops"] = spec_flops(spec)
     return rec

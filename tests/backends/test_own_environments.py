@@ -26,12 +26,16 @@ pytestmark = pytest.mark.skipif(not OWN, reason="no backend in an environment of
                                                 "(python -m bench env create jax)")
 
 
+def _environ() -> dict[str, str]:
+    """A child in the backend's environment: its own packages first, no per-test BENCH_ENV_ROOT."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_ENV_ROOT")}
+
+
 def run_in(backend: str, op: str, timeout: float = 900, **args):
     """``op`` of ``tests/backends/in_environment.py`` for ``backend``, in its environment's interpreter."""
     args["backend"] = backend
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_ENV_ROOT")}
     done = subprocess.run([OWN[backend], "-m", "tests.backends.in_environment", op, json.dumps(args)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=_environ(), capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -45,11 +49,10 @@ ONE_BACKEND = ("test_protocol.py", "test_reference_loops.py", "test_precision.py
 def test_the_backend_tests_pass_in_its_environment(backend, tmp_path):
     """The protocol, reference-loop, precision, update-parity and determinism tests every backend of
     this environment passes, run by pytest in the backend's environment (where it is the one backend)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_ENV_ROOT")}
     done = subprocess.run([OWN[backend], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
                            "--basetemp", str(tmp_path / "t"), "-m", "not slow",
                            *[f"tests/backends/{m}" for m in ONE_BACKEND]],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+                          cwd=ROOT, env=_environ(), capture_output=True, text=True, timeout=1800)
     tail = done.stdout.strip().splitlines()[-15:]
     assert done.returncode == 0, "\n".join(tail) + done.stderr[-2000:]
     assert " passed" in tail[-1] and "failed" not in tail[-1], tail[-1]
