@@ -97,6 +97,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: one subprocess at a time here; ray: the same jobs as Ray tasks")
     p.add_argument("--ray-address", help="ray: the cluster to join (auto, HOST:PORT); default: start one here")
+    p.add_argument("--ray-envs", choices=["runtime", "nodes"], default=None,
+                   help="ray: where a backend with its own environment runs on each node: runtime (default): "
+                        "Ray builds it as a runtime environment from the driver's exact package versions; "
+                        "nodes: the nodes' own, under the driver's BENCH_ENV_ROOT")
     p.add_argument("--pack", action="store_true",
                    help="accuracy-only sweep: jobs may share a machine; step times are marked packed and "
                         "kept out of speed tables and gates")
@@ -279,9 +283,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bench.plan.preflight import check_sweep
 
-    if args.executor != "ray" and (args.ray_address or args.max_retries):
-        raise ConfigError("--ray-address and --max-retries are for --executor ray; the local executor "
-                          "runs every job here, once")
+    if args.executor != "ray" and (args.ray_address or args.max_retries or args.ray_envs):
+        raise ConfigError("--ray-address, --ray-envs and --max-retries are for --executor ray; the local executor "
+                          "runs every job here, once, in each backend's environment here")
     configs = build_configs(args)
     own = check_backends(configs)
     if own and args.in_process:
@@ -304,7 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.execute.ray_executor import run_ray
 
         def run_plan(plan, opts):
-            return run_ray(plan, opts, address=args.ray_address, max_retries=args.max_retries)
+            return run_ray(plan, opts, address=args.ray_address, max_retries=args.max_retries,
+                           envs=args.ray_envs or "runtime")
     else:
         run_plan = run_local
     if args.search:

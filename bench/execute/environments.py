@@ -197,6 +197,40 @@ def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
     return marker
 
 
+# what a copy of an environment leaves to its own installer: the suite (installed from the checkout or
+# shipped with the task) and pip's own tools
+NOT_PINNED = ("pip", "setuptools", "wheel")
+
+
+def _suite() -> str:
+    import tomllib
+    with open(PROJECT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["name"].lower()
+
+
+def pinned(ref: BackendRef, environ=None) -> list[str]:
+    """``ref``'s environment as exact pins (``name==version`` for every distribution its marker lists, but
+    the suite and pip's own tools): what another machine installs to hold the very same versions."""
+    marker = describe(ref, environ)
+    if marker is None:
+        check(ref, environ)  # raises, naming the fix
+        raise BackendUnavailable(f"backend {ref.label} has no environment of its own to copy")
+    skip = {_suite(), *NOT_PINNED}
+    return [f"{name}=={version}" for name, version in sorted(marker["packages"].items()) if name not in skip]
+
+
+def ray_runtime_env(ref: BackendRef, environ=None) -> dict | None:
+    """The Ray runtime environment that gives every node ``ref``'s environment: Ray builds it once per
+    node from the driver's exact pins (its ``pip`` plugin: a copy of the node's Python environment, which
+    holds the suite and Ray, with the pins installed over it) and starts the backend's workers in it.
+    None for a backend that runs in the shared environment. Pip's configuration on the node (index, cache,
+    ``PIP_FIND_LINKS``) applies; pip's cache is kept, so a node builds from the wheels it has."""
+    if check(ref, environ) == sys.executable:
+        return None
+    return {"pip": {"packages": pinned(ref, environ), "pip_check": False,
+                    "pip_install_options": ["--disable-pip-version-check"]}}
+
+
 def check_backend(ref: BackendRef) -> bool:
     """Before any job starts: whether ``ref`` runs in an environment of its own (complete, holding its
     framework at the release asked for: ``check``); where it runs here, that its framework is installed

@@ -44,15 +44,17 @@ def child_args(job, opts, out_dir: Path, result_file: Path) -> list[str]:
     return cmd
 
 
-def run_child(job, opts, out_dir: Path, settings_from: dict | None = None) -> tuple[dict | None, str | None, str]:
+def run_child(job, opts, out_dir: Path, settings_from: dict | None = None,
+              python: str | None = None) -> tuple[dict | None, str | None, str]:
     """Run ``_exec`` for ``job``; (outcome written by the child or None, failure reason, stderr tail).
-    ``settings_from``: the user's environment to take runtime settings from (Ray workers)."""
+    ``settings_from``: the user's environment to take runtime settings from (Ray workers); ``python``:
+    the interpreter (a Ray runtime environment's), instead of the backend's environment here."""
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         result_file, stderr_file = Path(tmp) / "result.json", Path(tmp) / "stderr.txt"
         env = child_env(job.config.backend, settings_from=settings_from)
         timeout = opts.timeout or job.config.default_timeout_s()
         try:  # its own environment, if any (on a Ray node: under the driver's BENCH_ENV_ROOT)
-            python = interpreter(job.config.backend, job.config.framework_version, settings_from)
+            python = python or interpreter(job.config.backend, job.config.framework_version, settings_from)
         except BenchError as e:  # this node lacks it: a failed record naming the fix
             return None, str(e), ""
         with open(stderr_file, "w") as err, running_lock(opts.cache_dir, job.key) as lock:

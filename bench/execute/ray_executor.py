@@ -13,6 +13,15 @@ Ray itself:
 * each node prepares datasets under its own data root; a node that cannot (no
   network, no disk) fails its jobs with a message that names the node.
 
+A backend with an environment of its own (``bench env create``) runs in it on every node.
+``--ray-envs runtime`` (the default) hands it to Ray as a runtime environment built from the
+driver's exact package versions (``environments.ray_runtime_env``): Ray builds it once per node
+before the node's first job of that backend and starts those jobs' workers in it; a task checks
+that it holds the framework release the driver's environment holds, and a node that cannot build
+it fails those jobs with Ray's reason. ``--ray-envs nodes`` uses the environments each node
+already has under the driver's ``BENCH_ENV_ROOT`` (a shared file system, or ``bench env create``
+run on every node).
+
 Timing stays honest: a timed job asks for as many CPUs as the smallest node has
 (and a GPU if it uses one) and takes the node's timing lock, so two timed jobs
 never share a machine; ``--pack`` asks for one CPU and marks step times packed.
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import socket
 import sys
@@ -37,9 +47,10 @@ from bench.core.errors import BackendUnavailable, DiskFull
 from bench.core.files import atomic_path
 from bench.records.store import failed_record, save_record
 from bench.measure.timing import machine_lock
-from bench.plan.config import RunConfig
+from bench.plan.config import RunConfig, backend_label
 from bench.plan.sweep import Job
 
+from .environments import BackendRef, describe, framework, ray_runtime_env, same_release
 from .isolate import run_child
 from .local import RunOptions, finished_records, not_run, pretrain_cached, report_outcome, stopped
 
@@ -60,13 +71,21 @@ def _opts_dict(opts: RunOptions) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()}
 
 
-def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None) -> dict:
+def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None, shipped: dict | None = None) -> dict:
     """On a worker: one job in an isolated child. Returns {"record", "weights", "sha256"}.
+    ``shipped``: the job's backend environment came as a Ray runtime environment (this worker runs in
+    it): its label, framework and the release the driver's environment holds.
 
     Never raises for a failed run (that is a record); only a dead worker or node does."""
     job = Job(RunConfig.from_json(job_d["config"]), weights=Path(job_d["weights"]) if job_d["weights"] else None)
     opts = RunOptions(**{k: Path(v) if k in ("out", "cache_dir", "data_root") else v for k, v in opts_d.items()})
     node = socket.gethostname()
+    python = None
+    if shipped is not None:
+        problem = _shipped_problem(shipped)
+        if problem:
+            return _result(failed_record(job.config, f"on node {node}: {problem}", node=node))
+        python = sys.executable
     if pretrain is not None and not job.is_pretrain:
         if pretrain["record"]["status"] != "ok" or pretrain["weights"] is None:
             return _result(failed_record(job.config, not_run(job, pretrain["record"]["error"])))
@@ -74,7 +93,7 @@ def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None) -
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         with machine_lock() if not opts.packed else nullcontext():
             outcome, reason, tail = run_child(job, dataclasses.replace(opts, out=Path(tmp)), Path(tmp),
-                                              settings_from=user_env)
+                                              settings_from=user_env, python=python)
         if outcome is None:
             return _result(failed_record(job.config, f"on node {node}: {reason}", stderr_tail=tail, node=node))
         record = json.loads(Path(outcome["path"]).read_text())
@@ -83,6 +102,33 @@ def run_task(job_d: dict, opts_d: dict, user_env: dict, pretrain: dict | None) -
     if job.is_pretrain and record["status"] == "ok":
         return _result(record, job.weights.read_bytes())
     return _result(record)
+
+
+def _shipped_problem(shipped: dict) -> str | None:
+    """Why this worker's runtime environment is not the driver's environment of the backend, or None."""
+    try:
+        have = importlib.metadata.version(shipped["framework"])
+    except importlib.metadata.PackageNotFoundError:
+        have = None
+    if same_release(have, shipped["version"]):
+        return None
+    return (f"the Ray runtime environment of backend {shipped['label']} holds {shipped['framework']} "
+            f"{have or '(none)'}, not {shipped['version']} as the driver's environment does ({sys.executable})")
+
+
+def shipped_envs(plan: list[Job], envs: str) -> dict[str, tuple[dict, dict]]:
+    """Per backend label of the plan that runs in an environment of its own: (Ray runtime environment,
+    what its tasks check). Empty for ``--ray-envs nodes``."""
+    if envs == "nodes":
+        return {}
+    out = {}
+    for ref in {BackendRef(j.config.backend, j.config.framework_version) for j in plan}:
+        runtime_env = ray_runtime_env(ref)
+        if runtime_env is not None:
+            name = framework(ref)
+            out[ref.label] = (runtime_env, {"label": ref.label, "framework": name,
+                                            "version": describe(ref)["packages"][name]})
+    return out
 
 
 def _node_id() -> str | None:
@@ -128,7 +174,8 @@ def _alive(ray) -> set[str]:
     return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
 
 
-def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, max_retries: int = 0) -> list[dict]:
+def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, max_retries: int = 0,
+            envs: str = "runtime") -> list[dict]:
     """Submit the plan, collect records as tasks finish. A task lost because a node left the
     cluster after it was submitted (or because the pretrain step it waits on was) is submitted
     again, up to ``NODE_LOSS_RERUNS`` times: a lost node loses no finished job and no job is
@@ -140,11 +187,14 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
     task = ray.remote(run_task)
     done = finished_records(opts.out) if opts.resume else {}
     user_env = user_environment()
+    shipped = shipped_envs(plan, envs)
     pre_refs, pending, records, attempts = {}, {}, [], {}
 
     def submit(job: Job) -> None:
-        ref = task.options(max_retries=max_retries, **_resources(ray, opts, job.config)).remote(
-            _job_dict(job), _opts_dict(opts), user_env, pre_refs.get(job.needs))
+        runtime_env, check = shipped.get(backend_label(job.config.backend, job.config.framework_version), (None, None))
+        ref = task.options(max_retries=max_retries, runtime_env=runtime_env,
+                           **_resources(ray, opts, job.config)).remote(
+            _job_dict(job), _opts_dict(opts), user_env, pre_refs.get(job.needs), check)
         if job.is_pretrain:
             pre_refs[job.key] = ref
         pending[ref] = (job, _alive(ray), pre_refs.get(job.needs))
@@ -186,8 +236,14 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
 
 
 def _failed(job: Job, error: Exception, opts: RunOptions) -> dict:
-    reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-    record = save_record(failed_record(job.config, f"ray task failed: {type(error).__name__}: {reason}"), opts.out)
+    text = str(error).strip()
+    if type(error).__name__ == "RuntimeEnvSetupError":  # its first lines are Ray's banner; pip's reason ends it
+        label = backend_label(job.config.backend, job.config.framework_version)
+        message = (f"Ray could not build the runtime environment of backend {label} on a node "
+                   f"(--ray-envs nodes uses the nodes' own environments): {text[-600:]}")
+    else:
+        message = f"ray task failed: {type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+    record = save_record(failed_record(job.config, message), opts.out)
     print(f"{job.describe()}\n  failed: {record['error']}", file=sys.stderr)
     return record
 

@@ -133,3 +133,31 @@ def test_env_commands_check_every_name_before_building_and_list_what_there_is(en
     out = capsys.readouterr().out
     assert "torch@2.14.1: torch 2.14.1, numpy 2.3.5, Python 3.11.7" in out
     assert "mxnet: incomplete (python -m bench env create --force mxnet)" in out
+
+
+def test_on_ray_an_environment_of_its_own_is_shipped_as_the_drivers_exact_versions(env_root, fake_backend):
+    """``--ray-envs runtime``: Ray builds the backend's environment on each node from exact pins of the
+    driver's (never the suite itself or pip's tools); a backend in the shared environment ships none; a
+    worker whose runtime environment holds another release refuses, naming both."""
+    from bench.execute.ray_executor import _shipped_problem, shipped_envs
+    from bench.plan.config import RunConfig
+    from bench.plan.sweep import Job
+    fake_env(env_root, "fake@1.0", {"fake": "1.0", "numpy": "2.4.6", "bench": "0.1.0", "pip": "24.0",
+                                    "setuptools": "80.0"})
+    ref = BackendRef("fake", "1.0")
+    assert environments.pinned(ref) == ["fake==1.0", "numpy==2.4.6"]
+    assert environments.ray_runtime_env(ref)["pip"]["packages"] == ["fake==1.0", "numpy==2.4.6"]
+    assert environments.ray_runtime_env(BackendRef("fake")) is None  # no environment of its own: the shared one
+    plan = [Job(RunConfig(backend="fake", model="fake_mlp", framework_version=v)) for v in ("1.0", None)]
+    shipped = shipped_envs(plan, "runtime")
+    assert list(shipped) == ["fake@1.0"]
+    assert shipped["fake@1.0"][1] == {"label": "fake@1.0", "framework": "fake", "version": "1.0"}
+    assert shipped_envs(plan, "nodes") == {}
+    problem = _shipped_problem(shipped["fake@1.0"][1])  # this interpreter has no distribution named fake
+    assert "runtime environment of backend fake@1.0 holds fake (none), not 1.0" in problem
+    assert _shipped_problem({"label": "x", "framework": "pytest", "version": __import__("pytest").__version__}) is None
+
+
+def test_ray_only_options_are_refused_for_the_local_executor(capsys):
+    assert main(["run", "--backend", "torch", "--ray-envs", "nodes"]) == 2
+    assert "--ray-envs" in capsys.readouterr().err
