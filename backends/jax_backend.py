@@ -189,7 +189,10 @@ class JaxModel(Model):
             for p, value in traverse_util.flatten_dict(trees.get(collection) or {}).items():
                 if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
                     raise CheckpointError(f"{path}: {collection}/{'/'.join(p)} is not a floating-point array")
-        return canonical_arrays(trees)
+        try:
+            return canonical_arrays(trees)
+        except CheckpointError as e:  # a variable this suite's networks never have
+            raise CheckpointError(f"{path}: {e}") from None
 
     def _write_native(self, path: str) -> None:
         data = serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, self._trees()))

@@ -42,13 +42,14 @@ def run_in(backend: str, op: str, timeout: float = 900, **args):
 
 # the backend test modules that need one backend only: run by the environment's own pytest
 ONE_BACKEND = ("test_protocol.py", "test_reference_loops.py", "test_precision.py", "test_update_parity.py",
-               "test_determinism.py")
+               "test_determinism.py", "test_jax.py")
 
 
 @pytest.mark.parametrize("backend", sorted(OWN))
 def test_the_backend_tests_pass_in_its_environment(backend, tmp_path):
     """The protocol, reference-loop, precision, update-parity and determinism tests every backend of
-    this environment passes, run by pytest in the backend's environment (where it is the one backend)."""
+    this environment passes, run by pytest in the backend's environment (where it is the one backend),
+    and the backend's own module where it has one (``test_jax.py``: hostile Flax checkpoints)."""
     done = subprocess.run([OWN[backend], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
                            "--basetemp", str(tmp_path / "t"), "-m", "not slow",
                            *[f"tests/backends/{m}" for m in ONE_BACKEND]],
