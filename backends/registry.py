@@ -124,7 +124,12 @@ REGISTRY: dict[str, BackendInfo] = {
         _torch_defaults, canonical_models="backends.torch_models", suffix=".pth", zoo="torchvision"),
     "jax": BackendInfo(
         "backends.jax_backend:JaxBackend", "jax", ("jax", "flax", "optax"),
-        _settings({}, "XLA_FLAGS", "JAX_PLATFORMS"),
+        # XLA's CPU compiler reads its options from XLA_FLAGS: its older runtime, XNNPACK or oneDNN for the
+        # convolutions and matrix products, and Eigen on one thread; fast math is never tried (it changes
+        # the numbers, not only the time)
+        _settings({"XLA_FLAGS": ("--xla_cpu_use_thunk_runtime=false", "--xla_cpu_use_xnnpack=true",
+                                 "--xla_cpu_use_onednn=true", "--xla_cpu_multi_thread_eigen=false")},
+                  "JAX_PLATFORMS"),
         canonical_models="backends.jax_models", suffix=".msgpack"),
 }
 
