@@ -15,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -175,21 +176,28 @@ def file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+# what a damaged archive raises as it is read (a deflate stream that breaks part way: zlib.error)
+BROKEN = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
+
+
 def _members(archive: Path) -> tuple[int, int]:
     """(number of members, bytes they expand to), read from the archive's own index before extracting
     (a zip's declared sizes bound what it may expand to: zipfile stops at them)."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            infos = z.infolist()
-            return len(infos), sum(i.file_size for i in infos)
-    count = size = 0
-    with tarfile.open(archive) as t:
-        for m in t:  # streamed: an archive of millions of members is refused before they are all read
-            count += 1
-            size += m.size
-            if count > MAX_MEMBERS:
-                break
-    return count, size
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                infos = z.infolist()
+                return len(infos), sum(i.file_size for i in infos)
+        count = size = 0
+        with tarfile.open(archive) as t:
+            for m in t:  # streamed: an archive of millions of members is refused before they are all read
+                count += 1
+                size += m.size
+                if count > MAX_MEMBERS:
+                    break
+        return count, size
+    except BROKEN as e:
+        raise DatasetError(f"cannot extract {archive}: {e}") from None
 
 
 def _check_inside(base: Path, names) -> None:
@@ -237,7 +245,7 @@ def extract(archive: Path, dest: Path) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+    except BROKEN as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DatasetError(f"cannot extract {archive}: {e}") from None
     except BaseException:

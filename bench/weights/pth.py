@@ -26,6 +26,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,6 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
         with open(path, "rb") as f:
             return _read_legacy(f, path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, UnicodeDecodeError, OverflowError,
+            zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, UnicodeDecodeError, OverflowError,
             RecursionError, RuntimeError, OSError) as e:  # not MemoryError: the bounds must prevent it (fuzzed)
         raise CheckpointError(f"cannot read PyTorch checkpoint {path}: {type(e).__name__}: {str(e)[:200]}") from None

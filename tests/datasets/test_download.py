@@ -253,3 +253,28 @@ def test_archive_bombs_are_refused_before_anything_is_written(tmp_path, monkeypa
     with pytest.raises(DatasetError, match="an archive bomb"):
         extract(bomb, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_whose_compressed_stream_breaks_midway_is_refused_and_leaves_nothing(tmp_path):
+    """A .tar.gz whose deflate stream breaks after its first member (two gzip members, the second's first
+    block of a reserved type): gzip raises zlib.error part way through the extraction (as zip members did,
+    found by the fuzzer); one DatasetError naming the archive, and no half-extracted folder."""
+    import gzip
+    import io
+    import tarfile
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        for name in ("a/0.bin", "a/1.bin"):
+            blob = bytes(range(256)) * 400
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+    tar = raw.getvalue()
+    first = gzip.compress(tar[:len(tar) // 2], mtime=0)
+    second = bytearray(gzip.compress(tar[len(tar) // 2:], mtime=0))
+    second[10] = 0xFF  # the first deflate block header after gzip's 10 bytes: final, type 3 (reserved)
+    archive = tmp_path / "broken.tar.gz"
+    archive.write_bytes(first + bytes(second))
+    with pytest.raises(DatasetError, match="cannot extract .*broken.tar.gz.*invalid block type"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))

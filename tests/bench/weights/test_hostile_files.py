@@ -282,3 +282,27 @@ def test_a_hostile_file_through_the_cli_is_one_line_and_runs_nothing(fake_backen
     err = capsys.readouterr().err
     assert "weights.pth" in err and "refusing to unpickle" in err and "Traceback" not in err
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def _declared_deflated(path):
+    """The archive's central directory says every member is deflated while their bytes are stored: what
+    a zip reader inflates is no deflate stream (zlib.error, found by the fuzzer)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        data[at + 10:at + 12] = struct.pack("<H", zipfile.ZIP_DEFLATED)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_members_that_do_not_inflate_are_refused(fake_torch, tmp_path):  # noqa: F811
+    data = np.arange(6, dtype=np.float32)
+    body, _ = _pickle_state(fake_torch, {"w": _Tensor(fake_torch, "0", data, 0, (2, 3), (3, 1))})
+    pth = _declared_deflated(_zip_pth(tmp_path / "inflate.pth", body, {"0": data.tobytes()}))
+    with pytest.raises(CheckpointError, match="inflate.pth.*error"):
+        read_state_dict(pth)
+    npz = tmp_path / "inflate.npz"
+    write_canonical(npz, "resnet18", {"w": np.ones((64, 64), np.float32)})
+    with pytest.raises(CheckpointError, match="inflate.npz"):
+        read_canonical(_declared_deflated(npz))
