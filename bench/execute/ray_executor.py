@@ -239,8 +239,10 @@ def _failed(job: Job, error: Exception, opts: RunOptions) -> dict:
     text = str(error).strip()
     if type(error).__name__ == "RuntimeEnvSetupError":  # its first lines are Ray's banner; pip's reason ends it
         label = backend_label(job.config.backend, job.config.framework_version)
+        errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
         message = (f"Ray could not build the runtime environment of backend {label} on a node "
-                   f"(--ray-envs nodes uses the nodes' own environments): {text[-600:]}")
+                   f"(--ray-envs nodes uses the nodes' own environments): "
+                   f"{' '.join(errors)[:600] if errors else text[-600:]}")
     else:
         message = f"ray task failed: {type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
     record = save_record(failed_record(job.config, message), opts.out)

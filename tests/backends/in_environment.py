@@ -7,7 +7,8 @@ The backend's own test modules run there under pytest; these OPs are what needs 
 compare with, or a backend-neutral test module that skips with one backend: ``logits``
 (canonical weights file + input file -> logits file, per case), ``strategies`` (per architecture and
 strategy: canonical name -> lr and weight decay, and the parameter counts), ``steps`` (one train step
-per architecture and precision: finite loss, and the precision report).
+per architecture and precision: finite loss, and the precision report); ``several`` runs a list of them
+in one process, where each network's initialisation is compiled once for all of them.
 """
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ def logits(backend: str, cases: list[dict]) -> list[dict]:
     return out
 
 
-def strategies(backend: str, archs: list[str]) -> dict:
+def strategies(backend: str, archs: list[str], classes: int, size: int) -> dict:
     out = {}
     for arch in archs:
         for strategy in ALL_STRATEGIES:
-            model = get_backend(backend).create_model(arch, 3, image_size=32)
+            model = get_backend(backend).create_model(arch, classes, image_size=size)
             model.configure(make_plan(strategy), OptimConfig(lr=0.01, weight_decay=1e-4))
             rename = model.table.to_canonical
             out[f"{arch} {strategy}"] = {
@@ -47,19 +48,24 @@ def strategies(backend: str, archs: list[str]) -> dict:
     return out
 
 
-def steps(backend: str, archs: list[str], precisions: list[str]) -> dict:
+def steps(backend: str, archs: list[str], precisions: list[str], classes: int, size: int) -> dict:
     out = {}
-    x = np.random.default_rng(0).normal(0, 1, (4, 3, 32, 32)).astype(np.float32)
+    x = np.random.default_rng(0).normal(0, 1, (4, 3, size, size)).astype(np.float32)
     for arch in archs:
         for precision in precisions:
-            model = get_backend(backend).create_model(arch, 3, image_size=32)
+            model = get_backend(backend).create_model(arch, classes, image_size=size)
             model.configure(make_plan("head-lr-x10"), OptimConfig(lr=0.01), precision=precision)
             loss, correct = model.train_step(x, np.array([0, 1, 2, 0], np.int32))
             out[f"{arch} {precision}"] = {"loss": loss, "correct": correct, "report": model.precision_report()}
     return out
 
 
-OPS = {"logits": logits, "strategies": strategies, "steps": steps}
+def several(backend: str, calls: list[list]) -> list:
+    """``[[op, args], ...]``: each op's result, in order, from this one process."""
+    return [OPS[op](backend=backend, **args) for op, args in calls]
+
+
+OPS = {"logits": logits, "strategies": strategies, "steps": steps, "several": several}
 
 if __name__ == "__main__":
     op, args = sys.argv[1], json.loads(sys.argv[2])

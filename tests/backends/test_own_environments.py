@@ -59,63 +59,83 @@ def test_the_backend_tests_pass_in_its_environment(backend, tmp_path):
     assert " passed" in tail[-1] and "failed" not in tail[-1], tail[-1]
 
 
-@pytest.mark.parametrize("backend", sorted(OWN))
-def test_same_canonical_weights_give_the_same_logits_across_environments(backend, tmp_path):
-    cases, here = [], {}
+CLASSES, SIZE = 10, 64  # the strategy and step checks build each network as the logit checks do (PARITY)
+
+
+@pytest.fixture(scope="module", params=sorted(OWN))
+def there(request, tmp_path_factory):
+    """The logit, strategy and finite-step checks, run by one child in the backend's environment: each
+    network's initialisation compiles once there for all three (XLA compiles each for seconds).
+    (backend, logit cases, [logit reports, strategies, fp32 steps, bf16 step])."""
+    backend, tmp = request.param, tmp_path_factory.mktemp(f"own-{request.param}")
+    cases = []
     for arch, size, stem in PARITY:
-        local = building(arch)
-        if not local:
+        if not building(arch):
             continue
-        weights, x = tmp_path / f"{arch}-{size}-{stem}.npz", tmp_path / f"{arch}-{size}-{stem}-x.npy"
+        weights, x = tmp / f"{arch}-{size}-{stem}.npz", tmp / f"{arch}-{size}-{stem}-x.npy"
         random_canonical(weights, arch, size=size, stem=stem)
         np.save(x, np.random.default_rng(1).normal(0, 1, (2, 3, size, size)).astype(np.float32))
-        from backends.registry import get_backend
-        model = get_backend(local[0]).create_model(arch, 10, image_size=size, stem=stem, seed=3)
-        model.load_weights(str(weights))
-        here[len(cases)] = (f"{arch} {size}px {stem} vs {local[0]}", model.predict(np.load(x)))
         cases.append({"arch": arch, "size": size, "stem": stem, "weights": str(weights), "input": str(x),
-                      "out": str(tmp_path / f"{arch}-{size}-{stem}-{backend}.npy")})
+                      "out": str(tmp / f"{arch}-{size}-{stem}-{backend}.npy")})
+    size = {"classes": CLASSES, "size": SIZE}
+    calls = [["logits", {"cases": cases}],
+             ["strategies", {"archs": _compared(backend)} | size],
+             ["steps", {"archs": _built(backend), "precisions": ["fp32"]} | size],
+             ["steps", {"archs": ["efficientnet_lite0"], "precisions": ["bf16"]} | size]]
+    return backend, cases, run_in(backend, "several", calls=calls, timeout=1800)
+
+
+def _built(backend: str) -> list[str]:
+    return [a for a in ARCHITECTURES if backend_info(backend).builds(backend, a)]
+
+
+def _compared(backend: str) -> list[str]:
+    return [a for a in _built(backend) if building(a)]
+
+
+@pytest.mark.slow
+def test_same_canonical_weights_give_the_same_logits_across_environments(there):
+    from backends.registry import get_backend
+    backend, cases, (reports, *_) = there
     assert cases, "no backend of this environment builds an architecture to compare with"
-    reports = run_in(backend, "logits", cases=cases)
     errors = {}
-    for i, (case, report) in enumerate(zip(cases, reports)):
+    for case, report in zip(cases, reports):
         assert not report["dropped"] and not report["missing"], (case["arch"], report)
-        label, want = here[i]
+        local = building(case["arch"])[0]
+        model = get_backend(local).create_model(case["arch"], 10, image_size=case["size"], stem=case["stem"], seed=3)
+        model.load_weights(case["weights"])
+        want = model.predict(np.load(case["input"]))
         assert np.abs(want).max() > 0.1
-        errors[label] = max_rel_diff(want, np.load(case["out"]))
+        errors[f"{case['arch']} {case['size']}px {case['stem']} vs {local}"] = max_rel_diff(want, np.load(case["out"]))
     assert all(e < RTOL for e in errors.values()), errors
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", sorted(OWN))
-def test_strategies_mean_the_same_across_environments(backend):
+def test_strategies_mean_the_same_across_environments(there):
     from backends.base import OptimConfig
     from backends.registry import get_backend
-    archs = [a for a in ARCHITECTURES if building(a) and backend_info(backend).builds(backend, a)]
-    there = run_in(backend, "strategies", archs=archs)
-    for arch in archs:
+    backend, _, (_, strategies, *_) = there
+    for arch in _compared(backend):
         for strategy in ALL_STRATEGIES:
-            model = get_backend(building(arch)[0]).create_model(arch, 3, image_size=32)
+            model = get_backend(building(arch)[0]).create_model(arch, CLASSES, image_size=SIZE)
             model.configure(make_plan(strategy), OptimConfig(lr=0.01, weight_decay=1e-4))
             rename = model.table.to_canonical
             lrs = {rename(n): lr for lr, names in model.param_groups().items() for n in names}
             wds = {rename(n): wd for wd, names in model.weight_decay_groups().items() for n in names}
-            got = there[f"{arch} {strategy}"]
+            got = strategies[f"{arch} {strategy}"]
             assert (got["lr"], got["wd"], got["counts"]) == (lrs, wds, model.param_counts()), (arch, strategy)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", sorted(OWN))
-def test_every_architecture_trains_a_finite_step(backend):
+def test_every_architecture_trains_a_finite_step(there):
     """tests/backends/test_architectures.py's finite step, which skips in an environment of one backend; in
     bf16 too on EfficientNet-Lite0 ("same"-padded depthwise convolutions; ResNet-18's bf16 and fp16 are
     in test_precision.py, run above; each bf16 step compiles for seconds)."""
-    archs = [a for a in ARCHITECTURES if backend_info(backend).builds(backend, a)]
-    got = run_in(backend, "steps", archs=archs, precisions=["fp32"])
-    got |= run_in(backend, "steps", archs=["efficientnet_lite0"], precisions=["bf16"])
+    backend, _, (*_, fp32, bf16) = there
+    got = fp32 | bf16
     for key, step in got.items():
         assert np.isfinite(step["loss"]) and 0 <= step["correct"] <= 4, (key, step)
-    for arch in archs:
+    for arch in _built(backend):
         assert "bfloat16" not in got[f"{arch} fp32"]["report"]["ops"], arch
     low = got["efficientnet_lite0 bf16"]["report"]["ops"]  # convolutions in bfloat16, the new head in float32
     assert low.get("bfloat16", {}).get("Conv") and low.get("float32", {}).get("Dense"), low

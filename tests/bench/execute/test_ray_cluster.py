@@ -52,6 +52,7 @@ def cluster(tmp_path, monkeypatch):
     fake_wheel(tmp_path / "wheels", "fake", "1.0")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
+    monkeypatch.setenv("RUNTIME_ENV_RETRY_TIMES", "1")  # Ray's default, 3, builds an unbuildable one thrice a node
     # each raylet builds runtime environments in a folder of its own, as on separate machines (on one host
     # they would share the session's folder, and two raylets would build the same environment at once)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "runtime_env_dir_name": "runtime_resources_head"})
@@ -64,10 +65,10 @@ def cluster(tmp_path, monkeypatch):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _argv(folder, out, *extra, backend="fake", strategies="full,linear-probe", search="4"):
+def _argv(folder, out, *extra, backend="fake", strategies="full,linear-probe", search="4", seeds="2"):
     return ["run", "--backend", backend, "--model", "fake_mlp", "--data-dir", str(folder), "--pretrained", "none",
             "--strategy", strategies, "--image-size", "8", "--epochs", "2", "--batch-size", "4",
-            "--search", search, "--seeds", "2", "--val-shots", "3", "--out", str(out), "--no-progress", *extra]
+            "--search", search, "--seeds", seeds, "--val-shots", "3", "--out", str(out), "--no-progress", *extra]
 
 
 def _driver(argv, **env):
@@ -126,9 +127,10 @@ def test_a_study_on_a_cluster_runs_each_release_in_its_own_environment(cluster, 
     directory = fake_env(envs, "fake@1.0", {"fake": "1.0", "bench": "0.1.0", "pip": "24.0"})
     folder = write_image_folder(tmp_path / "imgs", per_class=10)
 
-    def study(out, *extra, root=envs):
+    def study(out, *extra, root=envs, seeds="2"):
         driver = _driver(_argv(folder, out, "--executor", "ray", "--ray-address", c.address, *extra,
-                               backend="fake@1.0,fake", strategies="full", search="2"), BENCH_ENV_ROOT=str(root))
+                               backend="fake@1.0,fake", strategies="full", search="2", seeds=seeds),
+                         BENCH_ENV_ROOT=str(root))
         log, _ = driver.communicate(timeout=600)
         records = load_records([out])
         return driver.returncode, log, records, [r for r in records if r["config"].get("framework_version") == "1.0"]
@@ -143,7 +145,7 @@ def test_a_study_on_a_cluster_runs_each_release_in_its_own_environment(cluster, 
     assert all("fake" not in r["environment"]["packages"] for r in records if r not in released)
     assert len({r["node_id"] for r in released}) >= 2
 
-    code, log, records, released = study(tmp_path / "nodes", "--ray-envs", "nodes")
+    code, log, records, released = study(tmp_path / "nodes", "--ray-envs", "nodes", seeds="1")
     assert code == 0, log[-3000:]
     assert len(released) == len(records) // 2 and all(r["status"] == "ok" for r in records)
     assert len((directory / "started").read_text().splitlines()) == len(released)
@@ -152,7 +154,7 @@ def test_a_study_on_a_cluster_runs_each_release_in_its_own_environment(cluster, 
     fake_env(tmp_path / "envs2", "fake@2.0", {"fake": "2.0"})
     out = tmp_path / "unbuildable"
     driver = _driver(_argv(folder, out, "--executor", "ray", "--ray-address", c.address, backend="fake@2.0",
-                           strategies="full", search="2"), BENCH_ENV_ROOT=str(tmp_path / "envs2"))
+                           strategies="full", search="2", seeds="1"), BENCH_ENV_ROOT=str(tmp_path / "envs2"))
     log, _ = driver.communicate(timeout=600)
     records = load_records([out])
     assert driver.returncode == 1 and records and all(r["status"] == "failed" for r in records), log[-3000:]
