@@ -70,10 +70,15 @@ class BackendRef:
         return env_root(environ) / self.label
 
 
-def _extras() -> dict[str, list[str]]:
+def _project() -> dict:
+    """``pyproject.toml``'s [project] table: the suite's name and its extras."""
     import tomllib
     with open(PROJECT / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["project"]["optional-dependencies"]
+        return tomllib.load(f)["project"]
+
+
+def _extras() -> dict[str, list[str]]:
+    return _project()["optional-dependencies"]
 
 
 def _name_of(requirement: str) -> str:
@@ -202,12 +207,6 @@ def create(ref: BackendRef, force: bool = False, out=sys.stderr) -> dict:
 NOT_PINNED = ("pip", "setuptools", "wheel")
 
 
-def _suite() -> str:
-    import tomllib
-    with open(PROJECT / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["project"]["name"].lower()
-
-
 def pinned(ref: BackendRef, environ=None) -> list[str]:
     """``ref``'s environment as exact pins (``name==version`` for every distribution its marker lists, but
     the suite and pip's own tools): what another machine installs to hold the very same versions."""
@@ -215,7 +214,7 @@ def pinned(ref: BackendRef, environ=None) -> list[str]:
     if marker is None:
         check(ref, environ)  # raises, naming the fix
         raise BackendUnavailable(f"backend {ref.label} has no environment of its own to copy")
-    skip = {_suite(), *NOT_PINNED}
+    skip = {_project()["name"].lower(), *NOT_PINNED}
     return [f"{name}=={version}" for name, version in sorted(marker["packages"].items()) if name not in skip]
 
 
