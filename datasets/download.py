@@ -15,13 +15,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bench.core.errors import DatasetError, DownloadError
+from bench.core.files import ZIP_DAMAGE
 
 CHUNK = 1 << 16
 # What a server may make a download cost. The largest file the suite fetches (FGVC-Aircraft) is
@@ -176,8 +176,8 @@ def file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-# what a damaged archive raises as it is read (a deflate stream that breaks part way: zlib.error)
-BROKEN = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
+# what a damaged archive raises as it is read (a tar's, or a zip's: ZIP_DAMAGE)
+BROKEN = (OSError, tarfile.TarError, EOFError, *ZIP_DAMAGE)
 
 
 def _members(archive: Path) -> tuple[int, int]:

@@ -9,10 +9,16 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DiskFull
+
+# what reading a damaged zip archive raises: its index (BadZipFile, LargeZipFile) or a member whose deflate
+# stream breaks (zlib.error, found by the fuzzer); every reader of an untrusted zip turns these into its error
+ZIP_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

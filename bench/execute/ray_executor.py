@@ -237,7 +237,7 @@ def run_ray(plan: list[Job], opts: RunOptions, *, address: str | None = None, ma
 
 def _failed(job: Job, error: Exception, opts: RunOptions) -> dict:
     text = str(error).strip()
-    if type(error).__name__ == "RuntimeEnvSetupError":  # its first lines are Ray's banner; pip's reason ends it
+    if isinstance(error, import_ray().exceptions.RuntimeEnvSetupError):  # Ray's banner first; pip's reason ends it
         label = backend_label(job.config.backend, job.config.framework_version)
         errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
         message = (f"Ray could not build the runtime environment of backend {label} on a node "

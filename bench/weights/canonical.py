@@ -16,13 +16,12 @@ import hashlib
 import json
 import os
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.errors import CheckpointError
-from bench.core.files import atomic_path
+from bench.core.files import ZIP_DAMAGE, atomic_path
 
 FORMAT = "bench-canonical/1"
 META_KEY = "__bench__"
@@ -137,7 +136,7 @@ def read_canonical(path) -> tuple[dict, dict[str, np.ndarray]]:
                 _member_header(z, info, path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
+    except (OSError, ValueError, KeyError, RuntimeError, *ZIP_DAMAGE, EOFError,
             SyntaxError, OverflowError, NotImplementedError) as e:  # not MemoryError: sizes are checked first
         raise CheckpointError(f"cannot read canonical weights {path}: {type(e).__name__}: {str(e)[:200]}") from None
     if META_KEY not in arrays:

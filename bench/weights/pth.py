@@ -26,13 +26,12 @@ import io
 import os
 import pickle
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.errors import CheckpointError
-
+from bench.core.files import ZIP_DAMAGE
 from bench.core.pickles import MAX_PICKLE_BYTES, check_pickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -219,6 +218,6 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
         with open(path, "rb") as f:
             return _read_legacy(f, path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, UnicodeDecodeError, OverflowError,
+            *ZIP_DAMAGE, NotImplementedError, UnicodeDecodeError, OverflowError,
             RecursionError, RuntimeError, OSError) as e:  # not MemoryError: the bounds must prevent it (fuzzed)
         raise CheckpointError(f"cannot read PyTorch checkpoint {path}: {type(e).__name__}: {str(e)[:200]}") from None
